@@ -1,0 +1,1 @@
+"""The HTTP layer: parse, authenticate, call one service, shape the response."""

@@ -1,0 +1,68 @@
+"""The ASGI application factory."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.responses import ORJSONResponse
+
+from vps import __version__
+from vps.api.deps import AppState
+from vps.api.errors import install_error_handlers
+from vps.api.middleware import RequestContextMiddleware
+from vps.api.openapi import install_openapi
+from vps.api.routes import catalog, servers
+from vps.config import Settings
+from vps.db.engine import Database
+
+DESCRIPTION = """\
+The VPS.org Servers API: create, configure, manage and monitor virtual private servers.
+
+Every request carries `Authorization: Bearer <token>`. Every error has the same shape:
+`{"error": {"code", "message", "request_id", ...}}`; a `400` names the offending `fields`,
+a `402` says how many credits are `required` and `available`.
+"""
+
+
+def create_app(
+    settings: Settings,
+    database: Database,
+    *,
+    wake_worker: Callable[[], None] = lambda: None,
+    lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
+) -> FastAPI:
+    """Build the API around an existing database handle.
+
+    `wake_worker` is called after each committed write, so a worker in the same process
+    starts on new work at once; `lifespan` runs around the application's life (the embedded
+    worker of `vps serve`).
+    """
+
+    @asynccontextmanager
+    async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if lifespan is None:
+            yield
+        else:
+            async with asynccontextmanager(lifespan)(app):
+                yield
+
+    app = FastAPI(
+        title="VPS.org Servers API",
+        version=__version__,
+        description=DESCRIPTION,
+        openapi_url="/api/v1/openapi.json",
+        docs_url="/api/v1/docs",
+        redoc_url=None,
+        default_response_class=ORJSONResponse,
+        redirect_slashes=False,
+        lifespan=_lifespan,
+    )
+    app.state.vps = AppState(settings=settings, database=database, wake_worker=wake_worker)
+    app.include_router(servers.router)
+    app.include_router(catalog.router)
+    install_error_handlers(app)
+    install_openapi(app)
+    app.add_middleware(RequestContextMiddleware)
+    return app

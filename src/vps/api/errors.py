@@ -1,0 +1,170 @@
+"""One table from domain error codes to HTTP statuses, and one JSON error shape."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import ORJSONResponse
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from vps.domain.errors import (
+    DomainError,
+    InsufficientCredits,
+    InvalidParameters,
+    InvalidState,
+    Unauthenticated,
+)
+from vps.domain.money import format_cents
+
+log = logging.getLogger("vps.api")
+
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_parameters": 400,
+    "malformed_json": 400,
+    "invalid_state": 400,
+    "unauthenticated": 401,
+    "insufficient_credits": 402,
+    "forbidden": 403,
+    "not_found": 404,
+    "method_not_allowed": 405,
+    "conflict": 409,
+    "internal_error": 500,
+    "service_unavailable": 503,
+}
+
+_AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vps"'}
+
+_PYDANTIC_MESSAGES: dict[str, tuple[str, str]] = {
+    "missing": ("required", "This field is required."),
+    "extra_forbidden": ("unknown_field", "Unknown field."),
+    "int_type": ("wrong_type", "Must be an integer."),
+    "int_parsing": ("wrong_type", "Must be an integer."),
+    "int_from_float": ("wrong_type", "Must be an integer."),
+    "bool_type": ("wrong_type", "Must be a boolean (true or false)."),
+    "bool_parsing": ("wrong_type", "Must be a boolean (true or false)."),
+    "string_type": ("wrong_type", "Must be a string."),
+    "model_type": ("wrong_type", "Must be a JSON object."),
+    "model_attributes_type": (
+        "wrong_type",
+        "The body must be a JSON object sent with Content-Type: application/json.",
+    ),
+    "dict_type": ("wrong_type", "Must be a JSON object."),
+}
+
+
+def request_id_of(request: Request) -> str:
+    return str(request.scope.get("state", {}).get("request_id", "-"))
+
+
+def error_response(
+    request: Request,
+    code: str,
+    message: str,
+    *,
+    status: int | None = None,
+    headers: dict[str, str] | None = None,
+    **extra: Any,
+) -> ORJSONResponse:
+    body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_of(request)}
+    body.update({key: value for key, value in extra.items() if value is not None})
+    return ORJSONResponse(
+        {"error": body}, status_code=status or STATUS_BY_CODE[code], headers=headers
+    )
+
+
+def _field_name(location: tuple[Any, ...]) -> str:
+    parts = [str(part) for part in location[1:]]
+    if parts:
+        return ".".join(parts)
+    return str(location[0]) if location else "body"
+
+
+def _validation_fields(error: RequestValidationError) -> tuple[str, str, list[dict[str, str]]]:
+    fields: list[dict[str, str]] = []
+    for item in error.errors():
+        kind = item.get("type", "")
+        if kind == "json_invalid":
+            detail = item.get("ctx", {}).get("error", "invalid JSON")
+            return "malformed_json", f"The request body is not valid JSON: {detail}.", []
+        location = tuple(item.get("loc", ()))
+        code, message = _PYDANTIC_MESSAGES.get(kind, ("invalid", ""))
+        if not message:
+            message = str(item.get("msg", "Invalid value.")).removeprefix("Value error, ")
+            message = message[0].upper() + message[1:] + ("" if message.endswith(".") else ".")
+        fields.append({"field": _field_name(location), "code": code, "message": message})
+    summary = "Invalid parameters: " + ", ".join(sorted({f["field"] for f in fields})) + "."
+    return "invalid_parameters", summary, fields
+
+
+def is_connection_failure(error: BaseException) -> bool:
+    """True when the database could not be reached (as opposed to a bug in a statement)."""
+    if isinstance(error, OSError):
+        return True
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and error.connection_invalidated
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(DomainError)
+    async def _domain(request: Request, error: DomainError) -> ORJSONResponse:
+        extra: dict[str, Any] = {}
+        headers = None
+        if isinstance(error, InvalidParameters):
+            extra["fields"] = [
+                {"field": p.field, "code": p.code, "message": p.message} for p in error.problems
+            ]
+        elif isinstance(error, InsufficientCredits):
+            extra["required"] = format_cents(error.required_cents)
+            extra["available"] = format_cents(error.available_cents)
+        elif isinstance(error, InvalidState):
+            extra["current_status"] = error.current_status
+        elif isinstance(error, Unauthenticated):
+            headers = _AUTH_CHALLENGE
+        return error_response(
+            request, error.code, error.message, status=STATUS_BY_CODE.get(error.code, 400),
+            headers=headers, **extra,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, error: RequestValidationError) -> ORJSONResponse:
+        code, message, fields = _validation_fields(error)
+        return error_response(request, code, message, fields=fields or None)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, error: StarletteHTTPException) -> ORJSONResponse:
+        if error.status_code == 404:
+            return error_response(request, "not_found", "No such endpoint.")
+        if error.status_code == 405:
+            return error_response(
+                request, "method_not_allowed", "This method is not allowed on this endpoint.",
+                headers=dict(error.headers or {}),
+            )
+        code = "invalid_parameters" if error.status_code == 400 else "internal_error"
+        return error_response(request, code, str(error.detail), status=error.status_code)
+
+    @app.exception_handler(DBAPIError)
+    @app.exception_handler(OSError)
+    async def _unavailable(request: Request, error: Exception) -> ORJSONResponse:
+        if not is_connection_failure(error):
+            return await _unexpected(request, error)
+        log.warning(
+            "database unavailable (request %s): %s", request_id_of(request), type(error).__name__
+        )
+        return error_response(
+            request, "service_unavailable",
+            "The service is temporarily unavailable; retry shortly.",
+            headers={"Retry-After": "2"},
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, error: Exception) -> ORJSONResponse:
+        log.error("unexpected error (request %s)", request_id_of(request), exc_info=error)
+        return error_response(
+            request, "internal_error",
+            f"Internal error; quote request id {request_id_of(request)} when reporting it.",
+        )

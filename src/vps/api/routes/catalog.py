@@ -1,0 +1,81 @@
+"""Read-only catalog, SSH keys and the account."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from vps.api.deps import ReadContext, StateDep, WriteContext
+from vps.api.presenters import account_out, page_links, plan_out, ssh_key_out
+from vps.api.routes.common import PageParam, PageSizeParam, errors, existing_id, page_window
+from vps.api.schemas import AccountOut, CreateSshKeyIn, LocationOut, OsSummary, Page, PlanOut, SshKeyOut
+from vps.services import accounts, catalog, ssh_keys
+
+router = APIRouter(prefix="/api/v1")
+
+
+@router.get("/plans/", response_model=list[PlanOut], responses=errors(401), tags=["catalog"])
+async def list_plans(ctx: ReadContext) -> list[PlanOut]:
+    return [plan_out(p) for p in await catalog.plans(ctx.session)]
+
+
+@router.get(
+    "/operating-systems/", response_model=list[OsSummary], responses=errors(401),
+    tags=["catalog"],
+)
+async def list_operating_systems(ctx: ReadContext) -> list[OsSummary]:
+    return [OsSummary(id=o.id, name=o.name) for o in await catalog.operating_systems(ctx.session)]
+
+
+@router.get("/locations/", response_model=list[LocationOut], responses=errors(401), tags=["catalog"])
+async def list_locations(ctx: ReadContext) -> list[LocationOut]:
+    return [LocationOut(code=loc.code, name=loc.name) for loc in await catalog.locations(ctx.session)]
+
+
+@router.get("/ssh-keys/", response_model=Page[SshKeyOut], responses=errors(400, 401), tags=["ssh-keys"])
+async def list_ssh_keys(
+    request: Request,
+    ctx: ReadContext,
+    state: StateDep,
+    page: PageParam = 1,
+    page_size: PageSizeParam = None,
+) -> Page[SshKeyOut]:
+    offset, limit = page_window(
+        page, page_size, state.settings.page_size_default, state.settings.page_size_max
+    )
+    total, keys = await ssh_keys.list_keys(ctx.session, ctx.principal, offset, limit)
+    following, preceding = page_links(request, state.settings.public_url, page, limit, total)
+    return Page[SshKeyOut](
+        count=total, next=following, previous=preceding, results=[ssh_key_out(k) for k in keys]
+    )
+
+
+@router.post(
+    "/ssh-keys/", status_code=201, response_model=SshKeyOut,
+    responses=errors(400, 401, 403, 409), tags=["ssh-keys"],
+)
+async def create_ssh_key(body: CreateSshKeyIn, ctx: WriteContext) -> SshKeyOut:
+    key = await ssh_keys.add_key(ctx.session, ctx.principal, body.name, body.public_key, ctx.now)
+    return ssh_key_out(key)
+
+
+@router.get(
+    "/ssh-keys/{key_id}/", response_model=SshKeyOut, responses=errors(400, 401, 404),
+    tags=["ssh-keys"],
+)
+async def get_ssh_key(key_id: int, ctx: ReadContext) -> SshKeyOut:
+    key = await ssh_keys.get_key(ctx.session, ctx.principal, existing_id(key_id, "SSH key"))
+    return ssh_key_out(key)
+
+
+@router.delete(
+    "/ssh-keys/{key_id}/", status_code=204, response_class=Response,
+    responses=errors(400, 401, 403, 404), tags=["ssh-keys"],
+)
+async def delete_ssh_key(key_id: int, ctx: WriteContext) -> Response:
+    await ssh_keys.delete_key(ctx.session, ctx.principal, existing_id(key_id, "SSH key"))
+    return Response(status_code=204)
+
+
+@router.get("/account/", response_model=AccountOut, responses=errors(401), tags=["account"])
+async def get_account(ctx: ReadContext) -> AccountOut:
+    return account_out(await accounts.account_summary(ctx.session, ctx.principal.account_id))

@@ -1,0 +1,52 @@
+"""Parameters and OpenAPI response declarations shared by the routes."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import Path, Query
+
+from vps.api.schemas import ErrorResponse
+from vps.domain.errors import FieldProblem, InvalidParameters, NotFound
+
+MAX_ID = 2**31 - 1
+
+_DESCRIPTIONS = {
+    400: "Bad request: invalid parameters, body or state; `error.fields` names the fields",
+    401: "Unauthorized: missing, malformed, invalid, revoked or expired API token",
+    402: "Payment required: insufficient credits (`error.required`, `error.available`)",
+    403: "Forbidden: the token is read-only",
+    404: "Not found (also for another account's resources)",
+    409: "Conflict",
+}
+
+
+def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
+    return {
+        code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
+    }
+
+
+ServerId = Annotated[int, Path(description="The server's unique ID", examples=[12345])]
+PageParam = Annotated[int, Query(description="Page number, from 1")]
+PageSizeParam = Annotated[int | None, Query(description="Results per page (default 50, max 100)")]
+
+
+def existing_id(value: int, what: str) -> int:
+    """An id outside the id range names nothing: 404, as for any unknown id."""
+    if not 1 <= value <= MAX_ID:
+        raise NotFound(f"No {what} with id {value}.")
+    return value
+
+
+def page_window(page: int, page_size: int | None, default: int, maximum: int) -> tuple[int, int]:
+    """Validate paging; returns (offset, limit). Out-of-range values are refused, not fixed."""
+    size = default if page_size is None else page_size
+    problems = []
+    if page < 1:
+        problems.append(("page", "Must be 1 or more."))
+    if not 1 <= size <= maximum:
+        problems.append(("page_size", f"Must be between 1 and {maximum}."))
+    if problems:
+        raise InvalidParameters([FieldProblem(f, m) for f, m in problems])
+    return (page - 1) * size, size

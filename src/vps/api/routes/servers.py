@@ -1,0 +1,159 @@
+"""The nine endpoints of the Servers API."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request, Response
+
+from vps.api.deps import ReadContext, StateDep, WriteContext
+from vps.api.presenters import action_out, page_links, server_out
+from vps.api.routes.common import (
+    PageParam,
+    PageSizeParam,
+    ServerId,
+    errors,
+    existing_id,
+    page_window,
+)
+from vps.api.schemas import (
+    CreateServerIn,
+    PatchServerIn,
+    PowerActionOut,
+    ReplaceServerIn,
+    ServerBrief,
+    ServerCreated,
+    ServerList,
+    ServerOut,
+)
+from vps.domain.states import ActionKind
+from vps.services import servers
+from vps.services.servers import ActionResult, ServerChanges, ServerDraft
+
+router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
+
+
+@router.get("/", response_model=ServerList, responses=errors(400, 401))
+async def list_servers(
+    request: Request,
+    ctx: ReadContext,
+    state: StateDep,
+    status: str | None = None,
+    location: str | None = None,
+    page: PageParam = 1,
+    page_size: PageSizeParam = None,
+) -> ServerList:
+    """List the account's servers, by id, optionally filtered by exact status and location."""
+    offset, limit = page_window(
+        page, page_size, state.settings.page_size_default, state.settings.page_size_max
+    )
+    result = await servers.list_servers(
+        ctx.session, ctx.principal, status=status, location=location, offset=offset, limit=limit
+    )
+    following, preceding = page_links(
+        request, state.settings.public_url, page, limit, result.total
+    )
+    return ServerList(
+        count=result.total,
+        next=following,
+        previous=preceding,
+        results=[server_out(s) for s in result.servers],
+    )
+
+
+@router.post(
+    "/", status_code=201, response_model=ServerCreated, responses=errors(400, 401, 402, 403)
+)
+async def create_server(body: CreateServerIn, ctx: WriteContext) -> ServerCreated:
+    """Create a server; its first month is charged now, and it is built asynchronously."""
+    draft = ServerDraft(
+        name=body.name,
+        plan_id=body.plan_id,
+        os_id=body.os_id,
+        location=body.location,
+        hostname=body.hostname,
+        ssh_key_id=body.ssh_key_id,
+        backups_enabled=body.backups_enabled,
+    )
+    result = await servers.create_server(ctx.session, ctx.principal, draft, ctx.now)
+    return ServerCreated(
+        **server_out(result.server).model_dump(),
+        message=result.message,
+        action=action_out(result.action),
+    )
+
+
+@router.get("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 404))
+async def get_server(server_id: ServerId, ctx: ReadContext) -> ServerOut:
+    server = await servers.get_server(
+        ctx.session, ctx.principal, existing_id(server_id, "server")
+    )
+    return server_out(server)
+
+
+@router.put("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
+async def replace_server(
+    server_id: ServerId, body: ReplaceServerIn, ctx: WriteContext
+) -> ServerOut:
+    """Change name, hostname and backups; all three are required."""
+    changes = ServerChanges(
+        name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
+    )
+    server = await servers.update_server(
+        ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
+    )
+    return server_out(server)
+
+
+@router.patch("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
+async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteContext) -> ServerOut:
+    """Change only the fields given."""
+    changes = ServerChanges(
+        name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
+    )
+    server = await servers.update_server(
+        ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
+    )
+    return server_out(server)
+
+
+@router.delete(
+    "/{server_id}/", status_code=204, response_class=Response,
+    responses=errors(400, 401, 403, 404),
+)
+async def delete_server(server_id: ServerId, ctx: WriteContext) -> Response:
+    """Delete the server: it is gone (404) at once; its machine is destroyed asynchronously."""
+    await servers.delete_server(ctx.session, ctx.principal, existing_id(server_id, "server"), ctx.now)
+    return Response(status_code=204)
+
+
+def _power_response(result: ActionResult) -> PowerActionOut:
+    return PowerActionOut(
+        status="success",
+        message=result.message,
+        server=ServerBrief(id=result.server.id, name=result.server.name, status=result.server.status),
+        action=action_out(result.action),
+    )
+
+
+async def _power(server_id: int, ctx: WriteContext, kind: ActionKind) -> PowerActionOut:
+    result = await servers.power_action(
+        ctx.session, ctx.principal, existing_id(server_id, "server"), kind, ctx.now
+    )
+    return _power_response(result)
+
+
+@router.post("/{server_id}/start/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+async def start_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+    """Power on a stopped server. `400` when it is already running or busy."""
+    return await _power(server_id, ctx, ActionKind.START)
+
+
+@router.post("/{server_id}/stop/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+async def stop_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+    """Shut a running server down through its operating system. `400` when not running."""
+    return await _power(server_id, ctx, ActionKind.STOP)
+
+
+@router.post("/{server_id}/reboot/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+async def reboot_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+    """Restart a running server. `400` when not running."""
+    return await _power(server_id, ctx, ActionKind.REBOOT)

@@ -1,0 +1,226 @@
+"""The API contract. These classes are the spec's bodies; table models live in `vps.db`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+
+
+def format_timestamp(value: datetime) -> str:
+    return value.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+Timestamp = Annotated[
+    datetime,
+    PlainSerializer(format_timestamp, return_type=str, when_used="json"),
+    Field(description="ISO 8601, UTC, ending in Z", examples=["2025-01-10T14:30:00Z"]),
+]
+Money = Annotated[str, Field(description="Credits, a decimal with two places", examples=["24.00"])]
+
+
+class StrictInput(BaseModel):
+    """Request bodies: exact JSON types (no "1" for 1), unknown fields rejected."""
+
+    model_config = ConfigDict(strict=True, extra="forbid")
+
+
+# Responses ------------------------------------------------------------------------------
+
+
+class PlanSummary(BaseModel):
+    id: int
+    name: str
+    vcpus: int
+    memory: int = Field(description="MB")
+    storage: int = Field(description="GB")
+    bandwidth: int = Field(description="GB per month")
+
+
+class OsSummary(BaseModel):
+    id: int
+    name: str
+
+
+class ResourceUsageOut(BaseModel):
+    cpu_percent: float
+    memory_used: int = Field(description="MB")
+    disk_used: int = Field(description="GB")
+    bandwidth_used: int = Field(description="GB this month")
+
+
+class ServerErrorInfo(BaseModel):
+    code: str
+    message: str
+
+
+class ServerOut(BaseModel):
+    id: int
+    name: str
+    hostname: str | None
+    status: str = Field(
+        examples=["active"],
+        description="provisioning, active, starting, stopping, stopped, rebooting, "
+        "suspended or error",
+    )
+    ip_address: str | None = Field(description="IPv4; null until provisioned")
+    ipv6_address: str | None = Field(description="null until provisioned")
+    location: str
+    plan: PlanSummary
+    os: OsSummary
+    backups_enabled: bool
+    resource_usage: ResourceUsageOut
+    error: ServerErrorInfo | None = Field(
+        default=None, description="Why the server is in `error`; null otherwise"
+    )
+    created_at: Timestamp
+    updated_at: Timestamp
+
+
+class ActionError(BaseModel):
+    code: str
+    message: str
+
+
+class ActionOut(BaseModel):
+    id: int
+    kind: Literal["create", "start", "stop", "reboot", "delete"]
+    status: Literal["running", "succeeded", "failed"]
+    server_id: int
+    started_at: Timestamp
+    finished_at: Timestamp | None
+    error: ActionError | None
+
+
+class ServerCreated(ServerOut):
+    message: str
+    action: ActionOut
+
+
+class ServerList(BaseModel):
+    count: int = Field(description="Total number of matching servers, on every page")
+    next: str | None
+    previous: str | None
+    results: list[ServerOut]
+
+
+class ServerBrief(BaseModel):
+    id: int
+    name: str
+    status: str
+
+
+class PowerActionOut(BaseModel):
+    status: Literal["success"]
+    message: str
+    server: ServerBrief
+    action: ActionOut
+
+
+class PlanOut(PlanSummary):
+    monthly_price: Money
+    backups_monthly_price: Money
+
+
+class LocationOut(BaseModel):
+    code: str
+    name: str
+
+
+class SshKeyOut(BaseModel):
+    id: int
+    name: str
+    public_key: str
+    fingerprint: str
+    created_at: Timestamp
+
+
+T = TypeVar("T")
+
+
+class Page(BaseModel, Generic[T]):
+    count: int
+    next: str | None
+    previous: str | None
+    results: list[T]
+
+
+class LedgerEntryOut(BaseModel):
+    id: int
+    kind: Literal["topup", "charge", "refund"]
+    amount: Money
+    balance_after: Money
+    server_id: int | None
+    description: str
+    created_at: Timestamp
+
+
+class AccountOut(BaseModel):
+    id: int
+    name: str
+    balance: Money
+    recent_transactions: list[LedgerEntryOut]
+
+
+class FieldError(BaseModel):
+    field: str = Field(examples=["name"])
+    code: str = Field(examples=["invalid", "required", "wrong_type", "unknown_field"])
+    message: str
+
+
+class ErrorDetail(BaseModel):
+    code: str = Field(
+        examples=["invalid_parameters"],
+        description="Stable, machine-readable: invalid_parameters, malformed_json, "
+        "unauthenticated, forbidden, insufficient_credits, not_found, invalid_state, "
+        "conflict, method_not_allowed, service_unavailable, internal_error",
+    )
+    message: str
+    request_id: str
+    fields: list[FieldError] | None = Field(default=None, description="On 400: what is wrong")
+    required: Money | None = Field(default=None, description="On 402: the price")
+    available: Money | None = Field(default=None, description="On 402: the balance")
+    current_status: str | None = Field(default=None, description="On invalid_state")
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorDetail
+
+
+# Requests -------------------------------------------------------------------------------
+
+
+class CreateServerIn(StrictInput):
+    name: str = Field(examples=["web-server-02"])
+    plan_id: int = Field(examples=[1])
+    os_id: int = Field(examples=[5])
+    location: str = Field(examples=["us-west"])
+    hostname: str | None = Field(default=None, examples=["web02.example.com"])
+    ssh_key_id: int | None = None
+    backups_enabled: bool = False
+
+
+class ReplaceServerIn(StrictInput):
+    name: str
+    hostname: str
+    backups_enabled: bool
+
+
+class PatchServerIn(StrictInput):
+    name: str | None = None
+    hostname: str | None = None
+    backups_enabled: bool | None = None
+
+    @field_validator("name", "hostname", "backups_enabled", mode="before")
+    @classmethod
+    def _reject_null(cls, value: Any) -> Any:
+        # Leaving a field out means "keep it"; an explicit null is a mistake, not a request.
+        if value is None:
+            raise ValueError("must not be null")
+        return value
+
+
+class CreateSshKeyIn(StrictInput):
+    name: str = Field(examples=["laptop"])
+    public_key: str = Field(examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA... me@laptop"])

@@ -1,0 +1,1 @@
+"""The `vps` command: run the service and administer it."""

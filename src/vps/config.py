@@ -1,0 +1,116 @@
+"""Settings: one value, built once from the environment and passed down explicitly.
+
+Nothing in the package reads the environment at import time; `Settings()` is built by the
+CLI (or a test) and handed to `create_app` and to the worker.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _default_data_dir() -> Path:
+    return Path.home() / ".local" / "share" / "vps"
+
+
+class Settings(BaseSettings):
+    """Every setting of the service; each one is `VPS_<NAME>` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="VPS_", extra="ignore")
+
+    data_dir: Path = Field(
+        default_factory=_default_data_dir,
+        description="Directory for the SQLite database and other local state.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="`sqlite:///path` or `postgresql://user@host/db`; "
+        "default: a SQLite file in the data directory.",
+    )
+    host: str = Field(default="127.0.0.1", description="Address `vps serve` binds to.")
+    port: int = Field(default=8000, description="Port `vps serve` listens on.")
+    public_url: str | None = Field(
+        default=None,
+        description="Base URL used in pagination links; default: taken from each request.",
+    )
+    auto_migrate: bool = Field(
+        default=True, description="Apply pending migrations when `vps serve` starts."
+    )
+    demo: bool = Field(
+        default=True,
+        description="On first start with an empty SQLite database on a loopback address, "
+        "create a demo account and print its token.",
+    )
+    demo_credits: str = Field(default="100.00", description="Credits given to the demo account.")
+    embedded_worker: bool = Field(
+        default=True, description="Run the lifecycle worker inside `vps serve`."
+    )
+    driver: str = Field(default="simulator", description="Hypervisor driver: `simulator`.")
+    sim_provision_seconds: float = Field(
+        default=5.0, ge=0, description="Simulator: time a server takes to provision."
+    )
+    sim_action_seconds: float = Field(
+        default=2.0, ge=0, description="Simulator: time a start, stop or reboot takes."
+    )
+    sim_delete_seconds: float = Field(
+        default=0.5, ge=0, description="Simulator: time destroying a machine takes."
+    )
+    worker_concurrency: int = Field(
+        default=16, ge=1, description="Servers one worker drives at the same time."
+    )
+    worker_poll_seconds: float = Field(
+        default=1.0, gt=0, description="How often an idle worker looks for work."
+    )
+    worker_lease_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="How long a worker's claim on a server lasts without a heartbeat; "
+        "a dead worker's servers are taken over after this.",
+    )
+    worker_max_attempts: int = Field(
+        default=5, ge=1, description="Attempts at a retriable driver failure before giving up."
+    )
+    worker_retry_base_seconds: float = Field(
+        default=1.0, gt=0, description="First retry delay; doubles on each attempt."
+    )
+    worker_retry_max_seconds: float = Field(
+        default=60.0, gt=0, description="Cap on the retry delay."
+    )
+    usage_sample_seconds: float = Field(
+        default=10.0, gt=0, description="How often the worker refreshes resource usage."
+    )
+    page_size_default: int = Field(default=50, ge=1, description="Default list page size.")
+    page_size_max: int = Field(default=100, ge=1, description="Largest page size accepted.")
+    log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:",
+                                 "postgresql+asyncpg:")):
+            raise ValueError("VPS_DATABASE_URL must start with sqlite:// or postgresql://")
+        return value
+
+    @property
+    def resolved_database_url(self) -> str:
+        """The SQLAlchemy URL with the async driver of its database."""
+        url = self.database_url or f"sqlite:///{self.data_dir / 'vps.db'}"
+        for prefix, replacement in (
+            ("sqlite+aiosqlite://", "sqlite+aiosqlite://"),
+            ("sqlite://", "sqlite+aiosqlite://"),
+            ("postgresql+asyncpg://", "postgresql+asyncpg://"),
+            ("postgresql://", "postgresql+asyncpg://"),
+            ("postgres://", "postgresql+asyncpg://"),
+        ):
+            if url.startswith(prefix):
+                return replacement + url[len(prefix):]
+        return url
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.resolved_database_url.startswith("sqlite")

@@ -1,0 +1,1 @@
+"""Persistence: table models, repositories (all SQL lives here) and migrations."""

@@ -1,0 +1,236 @@
+"""Table models. These are persistence, not the API contract (see `vps.api.schemas`)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+from vps.db.types import UTCDateTime
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Account(Base):
+    __tablename__ = "accounts"
+    __table_args__ = (
+        CheckConstraint("balance_cents >= 0", name="balance_not_negative"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    balance_cents: Mapped[int] = mapped_column(BigInteger, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ApiToken(Base):
+    __tablename__ = "api_tokens"
+    __table_args__ = ({"sqlite_autoincrement": True},)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    display_prefix: Mapped[str] = mapped_column(String(16))
+    label: Mapped[str] = mapped_column(String(100), default="")
+    read_only: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+
+    account: Mapped[Account] = relationship(lazy="joined")
+
+
+class Plan(Base):
+    __tablename__ = "plans"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    storage_gb: Mapped[int] = mapped_column(Integer)
+    bandwidth_gb: Mapped[int] = mapped_column(Integer)
+    monthly_price_cents: Mapped[int] = mapped_column(BigInteger)
+    backups_monthly_price_cents: Mapped[int] = mapped_column(BigInteger)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class OperatingSystem(Base):
+    __tablename__ = "operating_systems"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class Location(Base):
+    __tablename__ = "locations"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code: Mapped[str] = mapped_column(String(63), unique=True)
+    name: Mapped[str] = mapped_column(String(100))
+    available: Mapped[bool] = mapped_column(Boolean, default=True)
+
+
+class IpPool(Base):
+    """A range of addresses of one location and family that servers are given from."""
+
+    __tablename__ = "ip_pools"
+    __table_args__ = (CheckConstraint("family IN (4, 6)", name="family"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    family: Mapped[int] = mapped_column(Integer)
+    cidr: Mapped[str] = mapped_column(String(64), unique=True)
+    # First and last host index handed out (skips network, gateway and broadcast).
+    first_host: Mapped[int] = mapped_column(BigInteger)
+    last_host: Mapped[int] = mapped_column(BigInteger)
+
+
+class IpAllocation(Base):
+    """An address held by a server. The primary key makes a double allocation impossible."""
+
+    __tablename__ = "ip_allocations"
+    __table_args__ = (UniqueConstraint("server_id", "family", name="uq_ip_allocations_server"),)
+
+    pool_id: Mapped[int] = mapped_column(ForeignKey("ip_pools.id"), primary_key=True)
+    host_index: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    address: Mapped[str] = mapped_column(String(64), unique=True)
+    family: Mapped[int] = mapped_column(Integer)
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
+    allocated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class SshKey(Base):
+    __tablename__ = "ssh_keys"
+    __table_args__ = (
+        UniqueConstraint("account_id", "fingerprint", name="uq_ssh_keys_account_fingerprint"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"), index=True)
+    name: Mapped[str] = mapped_column(String(100))
+    public_key: Mapped[str] = mapped_column(Text)
+    fingerprint: Mapped[str] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Server(Base):
+    __tablename__ = "servers"
+    __table_args__ = (
+        Index("ix_servers_account_visible", "account_id", "deleted_at", "id"),
+        Index("ix_servers_status", "status"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    name: Mapped[str] = mapped_column(String(63))
+    hostname: Mapped[str | None] = mapped_column(String(253), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
+    os_id: Mapped[int] = mapped_column(ForeignKey("operating_systems.id"))
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    ssh_key_id: Mapped[int | None] = mapped_column(
+        ForeignKey("ssh_keys.id", ondelete="SET NULL"), nullable=True
+    )
+    # The key is copied so deleting it from the account never changes a machine being built.
+    ssh_public_key: Mapped[str | None] = mapped_column(Text, nullable=True)
+    backups_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    ipv4_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    ipv6_address: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    deleted_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    # Worker bookkeeping: who holds the server, until when, and when to try again.
+    lease_owner: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Bumped on every write: the fencing token of workers and a future ETag.
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    plan: Mapped[Plan] = relationship(lazy="joined", innerjoin=True)
+    os: Mapped[OperatingSystem] = relationship(lazy="joined", innerjoin=True)
+    location: Mapped[Location] = relationship(lazy="joined", innerjoin=True)
+    usage: Mapped[ServerUsage | None] = relationship(lazy="joined", uselist=False)
+
+
+class ServerUsage(Base):
+    """Latest resource usage sampled from the driver by a worker."""
+
+    __tablename__ = "server_usage"
+
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"), primary_key=True)
+    cpu_percent: Mapped[float] = mapped_column(Float)
+    memory_used_mb: Mapped[int] = mapped_column(Integer)
+    disk_used_gb: Mapped[int] = mapped_column(Integer)
+    bandwidth_used_gb: Mapped[int] = mapped_column(Integer)
+    sampled_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class Action(Base):
+    """One thing asked of a server (create, start, stop, reboot, delete) and how it ended."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        Index("ix_actions_server", "server_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    server_id: Mapped[int] = mapped_column(ForeignKey("servers.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    status: Mapped[str] = mapped_column(String(20))
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
+    error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+
+
+class CreditTransaction(Base):
+    """Append-only ledger. `reference` is unique so a charge or refund happens at most once."""
+
+    __tablename__ = "credit_transactions"
+    __table_args__ = (
+        Index("ix_credit_transactions_account", "account_id", "id"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    amount_cents: Mapped[int] = mapped_column(BigInteger)
+    balance_after_cents: Mapped[int] = mapped_column(BigInteger)
+    server_id: Mapped[int | None] = mapped_column(ForeignKey("servers.id"), nullable=True)
+    reference: Mapped[str | None] = mapped_column(String(200), unique=True, nullable=True)
+    description: Mapped[str] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)

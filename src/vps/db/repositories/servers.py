@@ -1,0 +1,210 @@
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import noload
+
+from vps.db.models import Action, Location, Server, ServerUsage
+from vps.domain.states import ActionStatus, ServerStatus
+
+
+def _visible(account_id: int) -> Any:
+    return and_(Server.account_id == account_id, Server.deleted_at.is_(None))
+
+
+class ServerRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, server: Server) -> Server:
+        self.session.add(server)
+        await self.session.flush()
+        return server
+
+    async def get(self, server_id: int) -> Server | None:
+        return await self.session.get(Server, server_id, populate_existing=True)
+
+    async def get_visible(self, account_id: int, server_id: int) -> Server | None:
+        result = await self.session.execute(
+            select(Server)
+            .where(Server.id == server_id, _visible(account_id))
+            .execution_options(populate_existing=True)
+        )
+        return result.unique().scalar_one_or_none()
+
+    async def page(
+        self,
+        account_id: int,
+        *,
+        status: str | None,
+        location_id: int | None,
+        offset: int,
+        limit: int,
+    ) -> tuple[int, list[Server]]:
+        conditions = [_visible(account_id)]
+        if status is not None:
+            conditions.append(Server.status == status)
+        if location_id is not None:
+            conditions.append(Server.location_id == location_id)
+        total = await self.session.scalar(
+            select(func.count()).select_from(Server).where(*conditions)
+        )
+        result = await self.session.execute(
+            select(Server).where(*conditions).order_by(Server.id).offset(offset).limit(limit)
+        )
+        return int(total or 0), list(result.unique().scalars())
+
+    async def update_visible(
+        self,
+        account_id: int,
+        server_id: int,
+        values: dict[str, Any],
+        *,
+        expected_status: ServerStatus | None = None,
+    ) -> bool:
+        """Conditionally update a visible server; False when the condition did not hold."""
+        query = update(Server).where(Server.id == server_id, _visible(account_id))
+        if expected_status is not None:
+            query = query.where(Server.status == expected_status.value)
+        result = await self.session.execute(
+            query.values(version=Server.version + 1, **values).execution_options(
+                synchronize_session=False
+            )
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    # Worker side ------------------------------------------------------------------------
+
+    async def claimable(
+        self, statuses: Sequence[str], now: datetime, limit: int
+    ) -> list[int]:
+        query = (
+            select(Server.id)
+            .where(
+                Server.status.in_(statuses),
+                or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
+                or_(Server.retry_at.is_(None), Server.retry_at <= now),
+            )
+            .order_by(Server.id)
+            .limit(limit)
+        )
+        if self.session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        result = await self.session.execute(query.options(noload("*")))
+        return list(result.scalars())
+
+    async def claim(self, server_id: int, owner: str, now: datetime, until: datetime) -> bool:
+        """Take the lease of a server if nobody holds a live one (compare-and-set)."""
+        result = await self.session.execute(
+            update(Server)
+            .where(
+                Server.id == server_id,
+                or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
+            )
+            .values(lease_owner=owner, lease_expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def renew(self, server_id: int, owner: str, until: datetime) -> bool:
+        result = await self.session.execute(
+            update(Server)
+            .where(Server.id == server_id, Server.lease_owner == owner)
+            .values(lease_expires_at=until)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def fenced_update(
+        self, server_id: int, owner: str, expected_status: str, values: dict[str, Any]
+    ) -> bool:
+        """Write as the lease holder, only if the server is still in the expected status.
+
+        A worker that lost its lease (or whose server was deleted meanwhile) writes nothing.
+        """
+        result = await self.session.execute(
+            update(Server)
+            .where(
+                Server.id == server_id,
+                Server.lease_owner == owner,
+                Server.status == expected_status,
+            )
+            .values(version=Server.version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def release(self, server_id: int, owner: str, values: dict[str, Any]) -> None:
+        await self.session.execute(
+            update(Server)
+            .where(Server.id == server_id, Server.lease_owner == owner)
+            .values(lease_owner=None, lease_expires_at=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+
+    async def needing_usage(self, before: datetime, limit: int) -> list[Server]:
+        """Servers whose machine runs or stopped, with no usage sample since `before`."""
+        query = (
+            select(Server)
+            .outerjoin(ServerUsage, ServerUsage.server_id == Server.id)
+            .where(
+                Server.status.in_(
+                    [ServerStatus.ACTIVE.value, ServerStatus.STOPPED.value,
+                     ServerStatus.SUSPENDED.value]
+                ),
+                or_(ServerUsage.sampled_at.is_(None), ServerUsage.sampled_at < before),
+            )
+            .order_by(ServerUsage.sampled_at.is_not(None), ServerUsage.sampled_at, Server.id)
+            .limit(limit)
+        )
+        result = await self.session.execute(query)
+        return list(result.unique().scalars())
+
+    async def location(self, location_id: int) -> Location:
+        location = await self.session.get(Location, location_id)
+        assert location is not None
+        return location
+
+
+class ActionRepository:
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+
+    async def add(self, action: Action) -> Action:
+        self.session.add(action)
+        await self.session.flush()
+        return action
+
+    async def running_for(self, server_id: int) -> Action | None:
+        result = await self.session.execute(
+            select(Action)
+            .where(Action.server_id == server_id, Action.status == ActionStatus.RUNNING.value)
+            .order_by(Action.id.desc())
+            .limit(1)
+        )
+        return result.scalar_one_or_none()
+
+    async def finish_running(
+        self,
+        server_id: int,
+        status: ActionStatus,
+        now: datetime,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+    ) -> None:
+        await self.session.execute(
+            update(Action)
+            .where(Action.server_id == server_id, Action.status == ActionStatus.RUNNING.value)
+            .values(
+                status=status.value,
+                finished_at=now,
+                error_code=error_code,
+                error_message=error_message,
+            )
+            .execution_options(synchronize_session=False)
+        )

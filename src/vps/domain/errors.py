@@ -1,0 +1,101 @@
+"""One error hierarchy for the whole product, free of HTTP.
+
+Each error carries a stable machine-readable `code`; the API maps codes to status codes in
+one table (`vps.api.errors`). Messages are for humans and may change; codes may not.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class FieldProblem:
+    """One offending field of a request: where it is and what is wrong with it."""
+
+    field: str
+    message: str
+    code: str = "invalid"
+
+
+class DomainError(Exception):
+    code: str = "error"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class InvalidParameters(DomainError):
+    """The request names something that does not exist or breaks a rule."""
+
+    code = "invalid_parameters"
+
+    def __init__(self, problems: list[FieldProblem], message: str | None = None) -> None:
+        summary = message or "; ".join(f"{p.field}: {p.message}" for p in problems)
+        super().__init__(summary)
+        self.problems = problems
+
+    @classmethod
+    def single(cls, field_name: str, message: str, code: str = "invalid") -> InvalidParameters:
+        return cls([FieldProblem(field_name, message, code)])
+
+
+class NotFound(DomainError):
+    """Unknown id, or an id that belongs to another account (never reveal which)."""
+
+    code = "not_found"
+
+
+class InvalidState(DomainError):
+    """The action is not allowed in the server's current status."""
+
+    code = "invalid_state"
+
+    def __init__(self, message: str, current_status: str) -> None:
+        super().__init__(message)
+        self.current_status = current_status
+
+
+class InsufficientCredits(DomainError):
+    code = "insufficient_credits"
+
+    def __init__(self, required_cents: int, available_cents: int) -> None:
+        from vps.domain.money import format_cents
+
+        super().__init__(
+            f"Insufficient credits: this costs {format_cents(required_cents)} "
+            f"and the account has {format_cents(available_cents)}."
+        )
+        self.required_cents = required_cents
+        self.available_cents = available_cents
+
+
+class Unauthenticated(DomainError):
+    """Missing, malformed, unknown, revoked or expired token."""
+
+    code = "unauthenticated"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+
+
+class Conflict(DomainError):
+    """A uniqueness rule would be broken (for example an account name taken)."""
+
+    code = "conflict"
+
+
+@dataclass(frozen=True)
+class Problems:
+    """Collects field problems so that one response can name them all."""
+
+    items: list[FieldProblem] = field(default_factory=list)
+
+    def add(self, field_name: str, message: str, code: str = "invalid") -> None:
+        self.items.append(FieldProblem(field_name, message, code))
+
+    def raise_if_any(self) -> None:
+        if self.items:
+            raise InvalidParameters(list(self.items))

@@ -1,0 +1,1 @@
+"""Hypervisor drivers behind one typed contract (`vps.drivers.base.HypervisorDriver`)."""

@@ -1,0 +1,78 @@
+"""The composition root: settings -> database, driver, worker, application."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+
+from vps.api.app import create_app
+from vps.config import Settings
+from vps.db.engine import Database
+from vps.drivers.base import HypervisorDriver
+from vps.drivers.registry import build_driver
+from vps.services.lifecycle import RetryPolicy
+from vps.worker.engine import Worker, WorkerConfig
+
+
+def build_database(settings: Settings) -> Database:
+    return Database(settings.resolved_database_url)
+
+
+def build_configured_driver(settings: Settings) -> HypervisorDriver:
+    return build_driver(
+        settings.driver,
+        provision_seconds=settings.sim_provision_seconds,
+        action_seconds=settings.sim_action_seconds,
+        delete_seconds=settings.sim_delete_seconds,
+    )
+
+
+def worker_config(settings: Settings) -> WorkerConfig:
+    return WorkerConfig(
+        concurrency=settings.worker_concurrency,
+        poll_seconds=settings.worker_poll_seconds,
+        lease_seconds=settings.worker_lease_seconds,
+        usage_sample_seconds=settings.usage_sample_seconds,
+        retry=RetryPolicy(
+            max_attempts=settings.worker_max_attempts,
+            base_seconds=settings.worker_retry_base_seconds,
+            max_seconds=settings.worker_retry_max_seconds,
+        ),
+    )
+
+
+def build_worker(settings: Settings, database: Database) -> Worker:
+    return Worker(database, build_configured_driver(settings), worker_config(settings))
+
+
+def build_app(settings: Settings) -> FastAPI:
+    """The application `vps serve` runs: the API, with the worker embedded when enabled."""
+    database = build_database(settings)
+    worker = build_worker(settings, database) if settings.embedded_worker else None
+
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        task = asyncio.create_task(worker.run()) if worker else None
+        try:
+            yield
+        finally:
+            if worker and task:
+                worker.stop()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                await worker.driver.close()
+            await database.dispose()
+
+    return create_app(
+        settings,
+        database,
+        wake_worker=worker.wake if worker else (lambda: None),
+        lifespan=lifespan,
+    )
+
+
+def app_from_environment() -> FastAPI:
+    """Factory for `uvicorn --factory` (each API process builds its own)."""
+    return build_app(Settings())

@@ -1,0 +1,228 @@
+"""Worker use cases: claim servers that need work, and record what the driver did.
+
+Every write after the claim is fenced: it names the lease owner and the status the worker
+expects, so a worker that lost its lease, or whose server was deleted or changed meanwhile,
+writes nothing (level-based: the next claim looks at the server afresh).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vps.db.models import Server
+from vps.db.repositories.accounts import LedgerRepository
+from vps.db.repositories.addresses import AddressRepository, PoolExhausted
+from vps.db.repositories.catalog import CatalogRepository
+from vps.db.repositories.servers import ActionRepository, ServerRepository
+from vps.db.repositories.usage import UsageRepository
+from vps.domain.states import RUNNING_STATUSES, TRANSITIONAL_STATUSES, WORK, ActionStatus, ServerStatus
+from vps.drivers.base import MachineSpec, ResourceUsage
+from vps.services import billing
+
+
+@dataclass(frozen=True)
+class Job:
+    server_id: int
+    account_id: int
+    status: ServerStatus
+    attempts: int
+    spec: MachineSpec
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    max_attempts: int
+    base_seconds: float
+    max_seconds: float
+
+    def delay(self, attempt: int) -> timedelta:
+        return timedelta(seconds=min(self.base_seconds * 2 ** max(attempt - 1, 0), self.max_seconds))
+
+
+class AddressesUnavailable(Exception):
+    """The location has no free address left: provisioning cannot succeed."""
+
+
+def machine_spec(server: Server) -> MachineSpec:
+    return MachineSpec(
+        server_id=server.id,
+        name=server.name,
+        hostname=server.hostname,
+        vcpus=server.plan.vcpus,
+        memory_mb=server.plan.memory_mb,
+        disk_gb=server.plan.storage_gb,
+        bandwidth_gb=server.plan.bandwidth_gb,
+        image=server.os.slug,
+        ipv4_address=server.ipv4_address,
+        ipv6_address=server.ipv6_address,
+        ssh_public_key=server.ssh_public_key,
+    )
+
+
+async def claim(
+    session: AsyncSession, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[int]:
+    repository = ServerRepository(session)
+    candidates = await repository.claimable(
+        [status.value for status in TRANSITIONAL_STATUSES], now, limit
+    )
+    return [sid for sid in candidates if await repository.claim(sid, owner, now, now + lease)]
+
+
+async def renew(session: AsyncSession, server_id: int, owner: str, until: datetime) -> bool:
+    return await ServerRepository(session).renew(server_id, owner, until)
+
+
+async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | None:
+    server = await ServerRepository(session).get(server_id)
+    if server is None or server.lease_owner != owner:
+        return None
+    status = ServerStatus(server.status)
+    if status not in TRANSITIONAL_STATUSES:
+        return None
+    return Job(server.id, server.account_id, status, server.attempts, machine_spec(server))
+
+
+async def ensure_addresses(
+    session: AsyncSession, job: Job, owner: str, now: datetime
+) -> Job:
+    """Allocate the server's IPv4 and IPv6 addresses (once) before its machine is built."""
+    addresses = AddressRepository(session)
+    held = await addresses.held_by(job.server_id)
+    server = await ServerRepository(session).get(job.server_id)
+    assert server is not None
+    for pool in await CatalogRepository(session).pools(server.location_id):
+        if pool.family not in held:
+            try:
+                held[pool.family] = await addresses.allocate(pool, job.server_id, now)
+            except PoolExhausted as error:
+                raise AddressesUnavailable(str(error)) from error
+    values = {"ipv4_address": held.get(4), "ipv6_address": held.get(6)}
+    await ServerRepository(session).fenced_update(job.server_id, owner, job.status.value, values)
+    return replace(job, spec=replace(job.spec, ipv4_address=held.get(4), ipv6_address=held.get(6)))
+
+
+async def complete(
+    session: AsyncSession,
+    job: Job,
+    owner: str,
+    now: datetime,
+    usage: ResourceUsage | None,
+) -> bool:
+    """Record that the driver finished the job's work. False when the write was fenced off."""
+    target, _ = WORK[job.status]
+    values: dict[str, object] = {
+        "status": target.value,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": 0,
+        "retry_at": None,
+        "error_code": None,
+        "error_message": None,
+    }
+    if target is not ServerStatus.DELETED:
+        values["updated_at"] = now
+    servers = ServerRepository(session)
+    if not await servers.fenced_update(job.server_id, owner, job.status.value, values):
+        return False
+    if target is ServerStatus.DELETED:
+        await AddressRepository(session).release_all(job.server_id)
+    elif usage is not None:
+        await record_usage(session, job.server_id, usage, now)
+    await ActionRepository(session).finish_running(job.server_id, ActionStatus.SUCCEEDED, now)
+    return True
+
+
+async def fail(
+    session: AsyncSession, job: Job, owner: str, now: datetime, code: str, message: str
+) -> bool:
+    """The work cannot succeed: move the server to its failure status, refund a failed build."""
+    _, fallback = WORK[job.status]
+    values: dict[str, object] = {
+        "status": fallback.value,
+        "lease_owner": None,
+        "lease_expires_at": None,
+        "attempts": 0,
+        "retry_at": None,
+        "updated_at": now,
+    }
+    if job.status is ServerStatus.PROVISIONING:
+        values.update(
+            error_code=code, error_message=message, ipv4_address=None, ipv6_address=None
+        )
+    if not await ServerRepository(session).fenced_update(
+        job.server_id, owner, job.status.value, values
+    ):
+        return False
+    if job.status is ServerStatus.PROVISIONING:
+        await AddressRepository(session).release_all(job.server_id)
+        charged = await _create_charge(session, job.server_id)
+        await billing.refund_once(
+            session,
+            job.account_id,
+            charged,
+            now,
+            server_id=job.server_id,
+            reference=billing.create_refund_reference(job.server_id),
+            description=f"Refund: server {job.server_id} could not be provisioned",
+        )
+    await ActionRepository(session).finish_running(
+        job.server_id, ActionStatus.FAILED, now, error_code=code, error_message=message
+    )
+    return True
+
+
+async def _create_charge(session: AsyncSession, server_id: int) -> int:
+    entry = await LedgerRepository(session).by_reference(billing.create_charge_reference(server_id))
+    return -entry.amount_cents if entry is not None else 0
+
+
+async def retry_later(
+    session: AsyncSession,
+    job: Job,
+    owner: str,
+    now: datetime,
+    policy: RetryPolicy,
+    code: str,
+    message: str,
+) -> bool:
+    """Release the server for another attempt after a backoff; False when attempts ran out
+    (deletes never run out: a machine must not be left behind)."""
+    attempts = job.attempts + 1
+    if attempts >= policy.max_attempts and job.status is not ServerStatus.DELETING:
+        return False
+    await ServerRepository(session).release(
+        job.server_id,
+        owner,
+        {
+            "attempts": attempts,
+            "retry_at": now + policy.delay(attempts),
+            "error_code": code,
+            "error_message": message,
+        },
+    )
+    return True
+
+
+async def record_usage(
+    session: AsyncSession, server_id: int, usage: ResourceUsage, now: datetime
+) -> None:
+    await UsageRepository(session).upsert(
+        server_id,
+        cpu_percent=usage.cpu_percent,
+        memory_used_mb=usage.memory_used_mb,
+        disk_used_gb=usage.disk_used_gb,
+        bandwidth_used_gb=usage.bandwidth_used_gb,
+        sampled_at=now,
+    )
+
+
+async def servers_needing_usage(
+    session: AsyncSession, now: datetime, every: timedelta, limit: int
+) -> list[tuple[MachineSpec, bool]]:
+    """Specs of servers whose usage sample is older than `every`, and whether each runs."""
+    servers = await ServerRepository(session).needing_usage(now - every, limit)
+    return [(machine_spec(s), ServerStatus(s.status) in RUNNING_STATUSES) for s in servers]

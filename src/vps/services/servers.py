@@ -1,0 +1,280 @@
+"""Server use cases for an account: create, read, list, update, delete, power actions."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vps.db.models import Action, Location, OperatingSystem, Plan, Server
+from vps.db.repositories.catalog import CatalogRepository
+from vps.db.repositories.servers import ActionRepository, ServerRepository
+from vps.db.repositories.ssh_keys import SshKeyRepository
+from vps.domain.errors import InvalidState, NotFound, Problems
+from vps.domain.states import (
+    VISIBLE_STATUSES,
+    ActionKind,
+    ActionStatus,
+    ServerStatus,
+    plan_power_action,
+)
+from vps.domain.validation import hostname_problem, name_problem
+from vps.services import billing
+from vps.services.principal import Principal
+
+PROVISIONING_MESSAGE = "Server is being provisioned. This may take 2-5 minutes."
+
+
+@dataclass(frozen=True)
+class ServerDraft:
+    name: str
+    plan_id: int
+    os_id: int
+    location: str
+    hostname: str | None = None
+    ssh_key_id: int | None = None
+    backups_enabled: bool = False
+
+
+@dataclass(frozen=True)
+class ServerChanges:
+    """Fields to change; None means "leave as it is"."""
+
+    name: str | None = None
+    hostname: str | None = None
+    backups_enabled: bool | None = None
+
+
+@dataclass(frozen=True)
+class ActionResult:
+    server: Server
+    action: Action
+    message: str
+
+
+@dataclass(frozen=True)
+class ServerPage:
+    total: int
+    servers: list[Server]
+
+
+def _check_names(problems: Problems, name: str | None, hostname: str | None) -> None:
+    if name is not None and (why := name_problem(name)):
+        problems.add("name", f"Server name {why}.")
+    if hostname is not None and (why := hostname_problem(hostname)):
+        problems.add("hostname", f"Hostname {why}.")
+
+
+def _not_found(server_id: int) -> NotFound:
+    return NotFound(f"No server with id {server_id}.")
+
+
+async def _new_action(
+    session: AsyncSession, server: Server, kind: ActionKind, now: datetime
+) -> Action:
+    return await ActionRepository(session).add(
+        Action(
+            account_id=server.account_id,
+            server_id=server.id,
+            kind=kind.value,
+            status=ActionStatus.RUNNING.value,
+            started_at=now,
+        )
+    )
+
+
+async def create_server(
+    session: AsyncSession, principal: Principal, draft: ServerDraft, now: datetime
+) -> ActionResult:
+    """Create a server and charge its first month, atomically; the worker builds it."""
+    principal.require_write()
+    problems = Problems()
+    _check_names(problems, draft.name, draft.hostname)
+    catalog = CatalogRepository(session)
+    plan = await catalog.get(Plan, draft.plan_id)
+    if plan is None or not plan.available:
+        problems.add("plan_id", f"No available plan with id {draft.plan_id}.", "unknown")
+    system = await catalog.get(OperatingSystem, draft.os_id)
+    if system is None or not system.available:
+        problems.add("os_id", f"No available operating system with id {draft.os_id}.", "unknown")
+    location = await catalog.location_by_code(draft.location)
+    if location is None or not location.available:
+        problems.add("location", f"No available location {draft.location!r}.", "unknown")
+    public_key = None
+    if draft.ssh_key_id is not None:
+        key = await SshKeyRepository(session).get_owned(principal.account_id, draft.ssh_key_id)
+        if key is None:
+            problems.add("ssh_key_id", f"No SSH key with id {draft.ssh_key_id}.", "unknown")
+        else:
+            public_key = key.public_key
+    problems.raise_if_any()
+    assert plan is not None and system is not None and location is not None
+
+    server = await ServerRepository(session).add(
+        Server(
+            account_id=principal.account_id,
+            name=draft.name,
+            hostname=draft.hostname,
+            status=ServerStatus.PROVISIONING.value,
+            plan_id=plan.id,
+            os_id=system.id,
+            location_id=location.id,
+            ssh_key_id=draft.ssh_key_id,
+            ssh_public_key=public_key,
+            backups_enabled=draft.backups_enabled,
+            created_at=now,
+            updated_at=now,
+            attempts=0,
+            version=1,
+        )
+    )
+    price = billing.monthly_price(plan, draft.backups_enabled)
+    # Raises InsufficientCredits; the caller's transaction then rolls the server back too.
+    await billing.charge(
+        session,
+        principal.account_id,
+        price,
+        now,
+        server_id=server.id,
+        reference=billing.create_charge_reference(server.id),
+        description=f"First month of server {server.id} ({plan.name})",
+    )
+    server.plan, server.os, server.location, server.usage = plan, system, location, None
+    action = await _new_action(session, server, ActionKind.CREATE, now)
+    return ActionResult(server, action, PROVISIONING_MESSAGE)
+
+
+async def get_server(session: AsyncSession, principal: Principal, server_id: int) -> Server:
+    server = await ServerRepository(session).get_visible(principal.account_id, server_id)
+    if server is None:
+        raise _not_found(server_id)
+    return server
+
+
+async def list_servers(
+    session: AsyncSession,
+    principal: Principal,
+    *,
+    status: str | None,
+    location: str | None,
+    offset: int,
+    limit: int,
+) -> ServerPage:
+    problems = Problems()
+    if status is not None and status not in {s.value for s in VISIBLE_STATUSES}:
+        allowed = ", ".join(sorted(s.value for s in VISIBLE_STATUSES))
+        problems.add("status", f"Unknown status {status!r}; one of: {allowed}.", "unknown")
+    location_row: Location | None = None
+    if location is not None:
+        location_row = await CatalogRepository(session).location_by_code(location)
+        if location_row is None:
+            problems.add("location", f"Unknown location {location!r}.", "unknown")
+    problems.raise_if_any()
+    total, servers = await ServerRepository(session).page(
+        principal.account_id,
+        status=status,
+        location_id=location_row.id if location_row else None,
+        offset=offset,
+        limit=limit,
+    )
+    return ServerPage(total, servers)
+
+
+async def update_server(
+    session: AsyncSession,
+    principal: Principal,
+    server_id: int,
+    changes: ServerChanges,
+    now: datetime,
+) -> Server:
+    principal.require_write()
+    repository = ServerRepository(session)
+    if await repository.get_visible(principal.account_id, server_id) is None:
+        raise _not_found(server_id)
+    problems = Problems()
+    _check_names(problems, changes.name, changes.hostname)
+    problems.raise_if_any()
+    values: dict[str, object] = {
+        key: value
+        for key, value in (
+            ("name", changes.name),
+            ("hostname", changes.hostname),
+            ("backups_enabled", changes.backups_enabled),
+        )
+        if value is not None
+    }
+    if values:
+        values["updated_at"] = now
+        if not await repository.update_visible(principal.account_id, server_id, values):
+            raise _not_found(server_id)
+    return await get_server(session, principal, server_id)
+
+
+async def delete_server(
+    session: AsyncSession, principal: Principal, server_id: int, now: datetime
+) -> Action:
+    """Hide the server at once and leave the machine's destruction to a worker.
+
+    Accepted in any visible status: a delete that lands during provisioning makes the
+    provisioning worker's final write fail (it expects `provisioning`), and the next worker
+    destroys whatever machine was built.
+    """
+    principal.require_write()
+    repository = ServerRepository(session)
+    server = await repository.get_visible(principal.account_id, server_id)
+    if server is None:
+        raise _not_found(server_id)
+    changed = await repository.update_visible(
+        principal.account_id,
+        server_id,
+        {
+            "status": ServerStatus.DELETING.value,
+            "deleted_at": now,
+            "updated_at": now,
+            "attempts": 0,
+            "retry_at": None,
+        },
+    )
+    if not changed:
+        raise _not_found(server_id)
+    actions = ActionRepository(session)
+    await actions.finish_running(
+        server_id,
+        ActionStatus.FAILED,
+        now,
+        error_code="server_deleted",
+        error_message="The server was deleted before this action finished.",
+    )
+    return await _new_action(session, server, ActionKind.DELETE, now)
+
+
+async def power_action(
+    session: AsyncSession,
+    principal: Principal,
+    server_id: int,
+    kind: ActionKind,
+    now: datetime,
+) -> ActionResult:
+    principal.require_write()
+    repository = ServerRepository(session)
+    server = await repository.get_visible(principal.account_id, server_id)
+    if server is None:
+        raise _not_found(server_id)
+    transition = plan_power_action(kind, ServerStatus(server.status))
+    won = await repository.update_visible(
+        principal.account_id,
+        server_id,
+        {"status": transition.target.value, "updated_at": now, "attempts": 0, "retry_at": None},
+        expected_status=transition.allowed_from,
+    )
+    if not won:
+        # Someone else changed the status between our read and our write: judge again.
+        current = await repository.get_visible(principal.account_id, server_id)
+        if current is None:
+            raise _not_found(server_id)
+        plan_power_action(kind, ServerStatus(current.status))
+        raise InvalidState("The server changed state; try again.", current.status)
+    action = await _new_action(session, server, kind, now)
+    refreshed = await get_server(session, principal, server_id)
+    return ActionResult(refreshed, action, transition.message)

@@ -1,0 +1,1 @@
+"""The loop that drives servers toward the status their owners asked for."""
