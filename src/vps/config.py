@@ -91,8 +91,9 @@ class Settings(BaseSettings):
     def _known_scheme(cls, value: str | None) -> str | None:
         if value is None or value == "":
             return None
-        if not value.startswith(("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:",
-                                 "postgresql+asyncpg:")):
+        if not value.startswith(
+            ("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")
+        ):
             raise ValueError("VPS_DATABASE_URL must start with sqlite:// or postgresql://")
         return value
 
@@ -108,7 +109,7 @@ class Settings(BaseSettings):
             ("postgres://", "postgresql+asyncpg://"),
         ):
             if url.startswith(prefix):
-                return replacement + url[len(prefix):]
+                return replacement + url[len(prefix) :]
         return url
 
     @property

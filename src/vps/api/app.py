@@ -6,7 +6,6 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
-from fastapi.responses import ORJSONResponse
 
 from vps import __version__
 from vps.api.deps import AppState
@@ -55,7 +54,6 @@ def create_app(
         openapi_url="/api/v1/openapi.json",
         docs_url="/api/v1/docs",
         redoc_url=None,
-        default_response_class=ORJSONResponse,
         redirect_slashes=False,
         lifespan=_lifespan,
     )

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import ORJSONResponse
+from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -68,10 +68,10 @@ def error_response(
     status: int | None = None,
     headers: dict[str, str] | None = None,
     **extra: Any,
-) -> ORJSONResponse:
+) -> JSONResponse:
     body: dict[str, Any] = {"code": code, "message": message, "request_id": request_id_of(request)}
     body.update({key: value for key, value in extra.items() if value is not None})
-    return ORJSONResponse(
+    return JSONResponse(
         {"error": body}, status_code=status or STATUS_BY_CODE[code], headers=headers
     )
 
@@ -111,7 +111,7 @@ def is_connection_failure(error: BaseException) -> bool:
 
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
-    async def _domain(request: Request, error: DomainError) -> ORJSONResponse:
+    async def _domain(request: Request, error: DomainError) -> JSONResponse:
         extra: dict[str, Any] = {}
         headers = None
         if isinstance(error, InvalidParameters):
@@ -126,22 +126,28 @@ def install_error_handlers(app: FastAPI) -> None:
         elif isinstance(error, Unauthenticated):
             headers = _AUTH_CHALLENGE
         return error_response(
-            request, error.code, error.message, status=STATUS_BY_CODE.get(error.code, 400),
-            headers=headers, **extra,
+            request,
+            error.code,
+            error.message,
+            status=STATUS_BY_CODE.get(error.code, 400),
+            headers=headers,
+            **extra,
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _validation(request: Request, error: RequestValidationError) -> ORJSONResponse:
+    async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         code, message, fields = _validation_fields(error)
         return error_response(request, code, message, fields=fields or None)
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, error: StarletteHTTPException) -> ORJSONResponse:
+    async def _http(request: Request, error: StarletteHTTPException) -> JSONResponse:
         if error.status_code == 404:
             return error_response(request, "not_found", "No such endpoint.")
         if error.status_code == 405:
             return error_response(
-                request, "method_not_allowed", "This method is not allowed on this endpoint.",
+                request,
+                "method_not_allowed",
+                "This method is not allowed on this endpoint.",
                 headers=dict(error.headers or {}),
             )
         code = "invalid_parameters" if error.status_code == 400 else "internal_error"
@@ -149,22 +155,24 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(DBAPIError)
     @app.exception_handler(OSError)
-    async def _unavailable(request: Request, error: Exception) -> ORJSONResponse:
+    async def _unavailable(request: Request, error: Exception) -> JSONResponse:
         if not is_connection_failure(error):
             return await _unexpected(request, error)
         log.warning(
             "database unavailable (request %s): %s", request_id_of(request), type(error).__name__
         )
         return error_response(
-            request, "service_unavailable",
+            request,
+            "service_unavailable",
             "The service is temporarily unavailable; retry shortly.",
             headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, error: Exception) -> ORJSONResponse:
+    async def _unexpected(request: Request, error: Exception) -> JSONResponse:
         log.error("unexpected error (request %s)", request_id_of(request), exc_info=error)
         return error_response(
-            request, "internal_error",
+            request,
+            "internal_error",
             f"Internal error; quote request id {request_id_of(request)} when reporting it.",
         )

@@ -8,7 +8,9 @@ import uuid
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 _GOOD_REQUEST_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
-_NO_SLASH_PATHS = frozenset({"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"})
+_NO_SLASH_PATHS = frozenset(
+    {"/api/v1/openapi.json", "/api/v1/docs", "/api/v1/docs/oauth2-redirect"}
+)
 
 
 class RequestContextMiddleware:

@@ -70,8 +70,8 @@ def server_out(server: Server) -> ServerOut:
 def action_out(action: Action) -> ActionOut:
     return ActionOut(
         id=action.id,
-        kind=action.kind,  # type: ignore[arg-type]
-        status=action.status,  # type: ignore[arg-type]
+        kind=action.kind,
+        status=action.status,
         server_id=action.server_id,
         started_at=action.started_at,
         finished_at=action.finished_at,
@@ -102,7 +102,7 @@ def ssh_key_out(key: SshKey) -> SshKeyOut:
 def ledger_entry_out(entry: CreditTransaction) -> LedgerEntryOut:
     return LedgerEntryOut(
         id=entry.id,
-        kind=entry.kind,  # type: ignore[arg-type]
+        kind=entry.kind,
         amount=format_cents(entry.amount_cents),
         balance_after=format_cents(entry.balance_after_cents),
         server_id=entry.server_id,

@@ -9,7 +9,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.cli.common import fail, run_in_transaction
-from vps.db.models import OperatingSystem, Plan
+from vps.db.models import ApiToken, OperatingSystem, Plan
 from vps.db.types import utcnow
 from vps.domain.money import format_cents, parse_amount
 from vps.services import accounts, auth, catalog
@@ -30,14 +30,17 @@ def _cents(amount: str) -> int:
 @accounts_app.command("create")
 def accounts_create(
     name: str,
-    credits: Annotated[str, typer.Option("--credits", help="Initial credits, e.g. 100 or 12.50")] = "0",
+    credits: Annotated[
+        str, typer.Option("--credits", help="Initial credits, e.g. 100 or 12.50")
+    ] = "0",
 ) -> None:
     """Create an account with an initial credit balance."""
     cents = 0 if credits.strip() in {"0", "0.00"} else _cents(credits)
 
     async def action(session: AsyncSession) -> str:
         account = await accounts.create_account(session, name, cents, utcnow())
-        return f"created account {account.name} (id {account.id}) with {format_cents(account.balance_cents)} credits"
+        balance = format_cents(account.balance_cents)
+        return f"created account {account.name} (id {account.id}) with {balance} credits"
 
     typer.echo(run_in_transaction(action))
 
@@ -104,11 +107,15 @@ def tokens_create(
 def tokens_list(name: str) -> None:
     """List an account's tokens (never their secret part)."""
 
+    def state(token: ApiToken) -> str:
+        if token.revoked_at:
+            return "revoked"
+        return f"expires {token.expires_at:%Y-%m-%d}" if token.expires_at else "active"
+
     async def action(session: AsyncSession) -> list[str]:
         return [
             f"{t.id:>5}  {t.display_prefix}…  {'read-only ' if t.read_only else 'read-write'}  "
-            f"{'revoked' if t.revoked_at else 'expires ' + f'{t.expires_at:%Y-%m-%d}' if t.expires_at else 'active'}"
-            f"  {t.label}"
+            f"{state(t)}  {t.label}"
             for t in await accounts.list_tokens(session, name)
         ]
 
@@ -162,13 +169,20 @@ def catalog_add_plan(
     storage_gb: Annotated[int, typer.Option(min=1)],
     bandwidth_gb: Annotated[int, typer.Option(min=0)],
     monthly_price: Annotated[str, typer.Option(help="Credits per month")],
-    backups_price: Annotated[str, typer.Option(help="Extra credits per month with backups")] = "0.01",
+    backups_price: Annotated[
+        str, typer.Option(help="Extra credits per month with backups")
+    ] = "0.01",
 ) -> None:
     """Add a plan."""
     plan = Plan(
-        name=name, vcpus=vcpus, memory_mb=memory_mb, storage_gb=storage_gb,
-        bandwidth_gb=bandwidth_gb, monthly_price_cents=_cents(monthly_price),
-        backups_monthly_price_cents=_cents(backups_price), available=True,
+        name=name,
+        vcpus=vcpus,
+        memory_mb=memory_mb,
+        storage_gb=storage_gb,
+        bandwidth_gb=bandwidth_gb,
+        monthly_price_cents=_cents(monthly_price),
+        backups_monthly_price_cents=_cents(backups_price),
+        available=True,
     )
 
     async def action(session: AsyncSession) -> int:
@@ -178,11 +192,15 @@ def catalog_add_plan(
 
 
 @catalog_app.command("add-os")
-def catalog_add_os(name: str, slug: Annotated[str, typer.Option(help="Image name the driver uses")]) -> None:
+def catalog_add_os(
+    name: str, slug: Annotated[str, typer.Option(help="Image name the driver uses")]
+) -> None:
     """Add an operating system."""
 
     async def action(session: AsyncSession) -> int:
-        return (await accounts.add_os(session, OperatingSystem(name=name, slug=slug, available=True))).id
+        return (
+            await accounts.add_os(session, OperatingSystem(name=name, slug=slug, available=True))
+        ).id
 
     typer.echo(f"added operating system {run_in_transaction(action)}")
 

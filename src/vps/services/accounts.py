@@ -8,7 +8,15 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import Account, ApiToken, CreditTransaction, IpPool, Location, OperatingSystem, Plan
+from vps.db.models import (
+    Account,
+    ApiToken,
+    CreditTransaction,
+    IpPool,
+    Location,
+    OperatingSystem,
+    Plan,
+)
 from vps.db.repositories.accounts import AccountRepository, LedgerRepository, TokenRepository
 from vps.db.repositories.catalog import CatalogRepository
 from vps.domain.errors import Conflict, InvalidParameters, NotFound
@@ -115,8 +123,13 @@ async def add_location(
         if last < first:
             raise InvalidParameters.single(f"ipv{family}", f"{cidr} is too small")
         await catalog.add(
-            IpPool(location_id=location.id, family=family, cidr=str(network),
-                   first_host=first, last_host=last)
+            IpPool(
+                location_id=location.id,
+                family=family,
+                cidr=str(network),
+                first_host=first,
+                last_host=last,
+            )
         )
     return location
 
@@ -124,7 +137,12 @@ async def add_location(
 async def set_available(
     session: AsyncSession, kind: type[Plan] | type[OperatingSystem], item_id: int, available: bool
 ) -> None:
-    item = await CatalogRepository(session).get(kind, item_id)
+    catalog = CatalogRepository(session)
+    item: Plan | OperatingSystem | None = (
+        await catalog.get(Plan, item_id)
+        if kind is Plan
+        else await catalog.get(OperatingSystem, item_id)
+    )
     if item is None:
         raise NotFound(f"No {kind.__tablename__[:-1].replace('_', ' ')} with id {item_id}.")
     item.available = available

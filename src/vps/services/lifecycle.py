@@ -18,7 +18,13 @@ from vps.db.repositories.addresses import AddressRepository, PoolExhausted
 from vps.db.repositories.catalog import CatalogRepository
 from vps.db.repositories.servers import ActionRepository, ServerRepository
 from vps.db.repositories.usage import UsageRepository
-from vps.domain.states import RUNNING_STATUSES, TRANSITIONAL_STATUSES, WORK, ActionStatus, ServerStatus
+from vps.domain.states import (
+    RUNNING_STATUSES,
+    TRANSITIONAL_STATUSES,
+    WORK,
+    ActionStatus,
+    ServerStatus,
+)
 from vps.drivers.base import MachineSpec, ResourceUsage
 from vps.services import billing
 
@@ -39,7 +45,9 @@ class RetryPolicy:
     max_seconds: float
 
     def delay(self, attempt: int) -> timedelta:
-        return timedelta(seconds=min(self.base_seconds * 2 ** max(attempt - 1, 0), self.max_seconds))
+        return timedelta(
+            seconds=min(self.base_seconds * 2 ** max(attempt - 1, 0), self.max_seconds)
+        )
 
 
 class AddressesUnavailable(Exception):
@@ -86,9 +94,7 @@ async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | N
     return Job(server.id, server.account_id, status, server.attempts, machine_spec(server))
 
 
-async def ensure_addresses(
-    session: AsyncSession, job: Job, owner: str, now: datetime
-) -> Job:
+async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: datetime) -> Job:
     """Allocate the server's IPv4 and IPv6 addresses (once) before its machine is built."""
     addresses = AddressRepository(session)
     held = await addresses.held_by(job.server_id)
@@ -150,9 +156,7 @@ async def fail(
         "updated_at": now,
     }
     if job.status is ServerStatus.PROVISIONING:
-        values.update(
-            error_code=code, error_message=message, ipv4_address=None, ipv6_address=None
-        )
+        values.update(error_code=code, error_message=message, ipv4_address=None, ipv6_address=None)
     if not await ServerRepository(session).fenced_update(
         job.server_id, owner, job.status.value, values
     ):

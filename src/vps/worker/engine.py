@@ -16,7 +16,7 @@ import os
 import socket
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -37,7 +37,9 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     lease_seconds: float = 15.0
     usage_sample_seconds: float = 10.0
-    retry: RetryPolicy = RetryPolicy(max_attempts=5, base_seconds=1.0, max_seconds=60.0)
+    retry: RetryPolicy = field(
+        default_factory=lambda: RetryPolicy(max_attempts=5, base_seconds=1.0, max_seconds=60.0)
+    )
 
 
 def new_worker_id() -> str:
@@ -95,9 +97,9 @@ class Worker:
         await asyncio.gather(*self._jobs, return_exceptions=True)
         log.info("worker %s stopped", self.worker_id)
 
-    async def run_until_idle(self, timeout: float = 30.0) -> None:
+    async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
         """Process work until none is left (for tests and one-shot runs)."""
-        deadline = asyncio.get_running_loop().time() + timeout
+        deadline = asyncio.get_running_loop().time() + deadline_seconds
         while asyncio.get_running_loop().time() < deadline:
             claimed = await self._tick()
             if self._jobs:
@@ -161,7 +163,9 @@ class Worker:
         try:
             if job.status is ServerStatus.PROVISIONING:
                 async with self.database.write() as session:
-                    job = await lifecycle.ensure_addresses(session, job, self.worker_id, self.clock())
+                    job = await lifecycle.ensure_addresses(
+                        session, job, self.worker_id, self.clock()
+                    )
             usage = await self._call_driver(job)
         except AddressesUnavailable as error:
             await self._fail(job, "no_addresses", str(error))
@@ -173,8 +177,13 @@ class Worker:
             message = str(error) or error.__class__.__name__
             async with self.database.write() as session:
                 again = await lifecycle.retry_later(
-                    session, job, self.worker_id, self.clock(), self.config.retry,
-                    error.code, message,
+                    session,
+                    job,
+                    self.worker_id,
+                    self.clock(),
+                    self.config.retry,
+                    error.code,
+                    message,
                 )
             if not again:
                 await self._fail(job, error.code, f"gave up after retries: {message}")

@@ -7,7 +7,15 @@ from fastapi import APIRouter, Request, Response
 from vps.api.deps import ReadContext, StateDep, WriteContext
 from vps.api.presenters import account_out, page_links, plan_out, ssh_key_out
 from vps.api.routes.common import PageParam, PageSizeParam, errors, existing_id, page_window
-from vps.api.schemas import AccountOut, CreateSshKeyIn, LocationOut, OsSummary, Page, PlanOut, SshKeyOut
+from vps.api.schemas import (
+    AccountOut,
+    CreateSshKeyIn,
+    LocationOut,
+    OsSummary,
+    Page,
+    PlanOut,
+    SshKeyOut,
+)
 from vps.services import accounts, catalog, ssh_keys
 
 router = APIRouter(prefix="/api/v1")
@@ -19,19 +27,27 @@ async def list_plans(ctx: ReadContext) -> list[PlanOut]:
 
 
 @router.get(
-    "/operating-systems/", response_model=list[OsSummary], responses=errors(401),
+    "/operating-systems/",
+    response_model=list[OsSummary],
+    responses=errors(401),
     tags=["catalog"],
 )
 async def list_operating_systems(ctx: ReadContext) -> list[OsSummary]:
     return [OsSummary(id=o.id, name=o.name) for o in await catalog.operating_systems(ctx.session)]
 
 
-@router.get("/locations/", response_model=list[LocationOut], responses=errors(401), tags=["catalog"])
+@router.get(
+    "/locations/", response_model=list[LocationOut], responses=errors(401), tags=["catalog"]
+)
 async def list_locations(ctx: ReadContext) -> list[LocationOut]:
-    return [LocationOut(code=loc.code, name=loc.name) for loc in await catalog.locations(ctx.session)]
+    return [
+        LocationOut(code=loc.code, name=loc.name) for loc in await catalog.locations(ctx.session)
+    ]
 
 
-@router.get("/ssh-keys/", response_model=Page[SshKeyOut], responses=errors(400, 401), tags=["ssh-keys"])
+@router.get(
+    "/ssh-keys/", response_model=Page[SshKeyOut], responses=errors(400, 401), tags=["ssh-keys"]
+)
 async def list_ssh_keys(
     request: Request,
     ctx: ReadContext,
@@ -50,8 +66,11 @@ async def list_ssh_keys(
 
 
 @router.post(
-    "/ssh-keys/", status_code=201, response_model=SshKeyOut,
-    responses=errors(400, 401, 403, 409), tags=["ssh-keys"],
+    "/ssh-keys/",
+    status_code=201,
+    response_model=SshKeyOut,
+    responses=errors(400, 401, 403, 409),
+    tags=["ssh-keys"],
 )
 async def create_ssh_key(body: CreateSshKeyIn, ctx: WriteContext) -> SshKeyOut:
     key = await ssh_keys.add_key(ctx.session, ctx.principal, body.name, body.public_key, ctx.now)
@@ -59,7 +78,9 @@ async def create_ssh_key(body: CreateSshKeyIn, ctx: WriteContext) -> SshKeyOut:
 
 
 @router.get(
-    "/ssh-keys/{key_id}/", response_model=SshKeyOut, responses=errors(400, 401, 404),
+    "/ssh-keys/{key_id}/",
+    response_model=SshKeyOut,
+    responses=errors(400, 401, 404),
     tags=["ssh-keys"],
 )
 async def get_ssh_key(key_id: int, ctx: ReadContext) -> SshKeyOut:
@@ -68,8 +89,11 @@ async def get_ssh_key(key_id: int, ctx: ReadContext) -> SshKeyOut:
 
 
 @router.delete(
-    "/ssh-keys/{key_id}/", status_code=204, response_class=Response,
-    responses=errors(400, 401, 403, 404), tags=["ssh-keys"],
+    "/ssh-keys/{key_id}/",
+    status_code=204,
+    response_class=Response,
+    responses=errors(400, 401, 403, 404),
+    tags=["ssh-keys"],
 )
 async def delete_ssh_key(key_id: int, ctx: WriteContext) -> Response:
     await ssh_keys.delete_key(ctx.session, ctx.principal, existing_id(key_id, "SSH key"))

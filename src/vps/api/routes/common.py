@@ -22,9 +22,7 @@ _DESCRIPTIONS = {
 
 
 def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
-    return {
-        code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes
-    }
+    return {code: {"model": ErrorResponse, "description": _DESCRIPTIONS[code]} for code in codes}
 
 
 ServerId = Annotated[int, Path(description="The server's unique ID", examples=[12345])]

@@ -48,9 +48,7 @@ async def list_servers(
     result = await servers.list_servers(
         ctx.session, ctx.principal, status=status, location=location, offset=offset, limit=limit
     )
-    following, preceding = page_links(
-        request, state.settings.public_url, page, limit, result.total
-    )
+    following, preceding = page_links(request, state.settings.public_url, page, limit, result.total)
     return ServerList(
         count=result.total,
         next=following,
@@ -83,9 +81,7 @@ async def create_server(body: CreateServerIn, ctx: WriteContext) -> ServerCreate
 
 @router.get("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 404))
 async def get_server(server_id: ServerId, ctx: ReadContext) -> ServerOut:
-    server = await servers.get_server(
-        ctx.session, ctx.principal, existing_id(server_id, "server")
-    )
+    server = await servers.get_server(ctx.session, ctx.principal, existing_id(server_id, "server"))
     return server_out(server)
 
 
@@ -116,12 +112,16 @@ async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteCont
 
 
 @router.delete(
-    "/{server_id}/", status_code=204, response_class=Response,
+    "/{server_id}/",
+    status_code=204,
+    response_class=Response,
     responses=errors(400, 401, 403, 404),
 )
 async def delete_server(server_id: ServerId, ctx: WriteContext) -> Response:
     """Delete the server: it is gone (404) at once; its machine is destroyed asynchronously."""
-    await servers.delete_server(ctx.session, ctx.principal, existing_id(server_id, "server"), ctx.now)
+    await servers.delete_server(
+        ctx.session, ctx.principal, existing_id(server_id, "server"), ctx.now
+    )
     return Response(status_code=204)
 
 
@@ -129,7 +129,9 @@ def _power_response(result: ActionResult) -> PowerActionOut:
     return PowerActionOut(
         status="success",
         message=result.message,
-        server=ServerBrief(id=result.server.id, name=result.server.name, status=result.server.status),
+        server=ServerBrief(
+            id=result.server.id, name=result.server.name, status=result.server.status
+        ),
         action=action_out(result.action),
     )
 
@@ -141,19 +143,25 @@ async def _power(server_id: int, ctx: WriteContext, kind: ActionKind) -> PowerAc
     return _power_response(result)
 
 
-@router.post("/{server_id}/start/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+@router.post(
+    "/{server_id}/start/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
+)
 async def start_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
     """Power on a stopped server. `400` when it is already running or busy."""
     return await _power(server_id, ctx, ActionKind.START)
 
 
-@router.post("/{server_id}/stop/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+@router.post(
+    "/{server_id}/stop/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
+)
 async def stop_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
     """Shut a running server down through its operating system. `400` when not running."""
     return await _power(server_id, ctx, ActionKind.STOP)
 
 
-@router.post("/{server_id}/reboot/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404))
+@router.post(
+    "/{server_id}/reboot/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
+)
 async def reboot_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
     """Restart a running server. `400` when not running."""
     return await _power(server_id, ctx, ActionKind.REBOOT)

@@ -31,7 +31,7 @@ class AddressRepository:
                 IpAllocation.server_id == server_id
             )
         )
-        return {family: address for family, address in result.all()}
+        return {int(row[0]): str(row[1]) for row in result.all()}
 
     async def _lowest_free(self, pool: IpPool) -> int | None:
         taken = await self.session.execute(
@@ -75,6 +75,4 @@ class AddressRepository:
         raise PoolExhausted(f"could not allocate from {pool.cidr} under contention")
 
     async def release_all(self, server_id: int) -> None:
-        await self.session.execute(
-            delete(IpAllocation).where(IpAllocation.server_id == server_id)
-        )
+        await self.session.execute(delete(IpAllocation).where(IpAllocation.server_id == server_id))

@@ -6,7 +6,6 @@ from typing import Any
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import noload
 
 from vps.db.models import Action, Location, Server, ServerUsage
 from vps.domain.states import ActionStatus, ServerStatus
@@ -79,9 +78,7 @@ class ServerRepository:
 
     # Worker side ------------------------------------------------------------------------
 
-    async def claimable(
-        self, statuses: Sequence[str], now: datetime, limit: int
-    ) -> list[int]:
+    async def claimable(self, statuses: Sequence[str], now: datetime, limit: int) -> list[int]:
         query = (
             select(Server.id)
             .where(
@@ -94,7 +91,7 @@ class ServerRepository:
         )
         if self.session.get_bind().dialect.name == "postgresql":
             query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query.options(noload("*")))
+        result = await self.session.execute(query)
         return list(result.scalars())
 
     async def claim(self, server_id: int, owner: str, now: datetime, until: datetime) -> bool:
@@ -153,8 +150,11 @@ class ServerRepository:
             .outerjoin(ServerUsage, ServerUsage.server_id == Server.id)
             .where(
                 Server.status.in_(
-                    [ServerStatus.ACTIVE.value, ServerStatus.STOPPED.value,
-                     ServerStatus.SUSPENDED.value]
+                    [
+                        ServerStatus.ACTIVE.value,
+                        ServerStatus.STOPPED.value,
+                        ServerStatus.SUSPENDED.value,
+                    ]
                 ),
                 or_(ServerUsage.sampled_at.is_(None), ServerUsage.sampled_at < before),
             )

@@ -18,9 +18,7 @@ class SshKeyRepository:
 
     async def by_fingerprint(self, account_id: int, fingerprint: str) -> SshKey | None:
         result = await self.session.execute(
-            select(SshKey).where(
-                SshKey.account_id == account_id, SshKey.fingerprint == fingerprint
-            )
+            select(SshKey).where(SshKey.account_id == account_id, SshKey.fingerprint == fingerprint)
         )
         return result.scalar_one_or_none()
 

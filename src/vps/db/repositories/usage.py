@@ -30,7 +30,9 @@ class UsageRepository:
             "bandwidth_used_gb": bandwidth_used_gb,
             "sampled_at": sampled_at,
         }
-        insert = pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        insert = (
+            pg_insert if self.session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        )
         statement = insert(ServerUsage).values(server_id=server_id, **values)
         await self.session.execute(
             statement.on_conflict_do_update(index_elements=["server_id"], set_=values)
