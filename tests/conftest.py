@@ -11,6 +11,7 @@ import asyncio
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import asyncpg
@@ -37,13 +38,13 @@ def _admin_dsn(url: str) -> str:
     )
 
 
-@pytest.fixture(scope="session")
-def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh, empty database for this test run."""
+@contextmanager
+def new_database_url(directory: Path) -> Iterator[str]:
+    """A fresh, empty database: a SQLite file in `directory`, or a new PostgreSQL database
+    next to VPS_TEST_DATABASE_URL (dropped afterwards)."""
     configured = os.environ.get("VPS_TEST_DATABASE_URL")
     if not configured:
-        path = tmp_path_factory.mktemp("db") / "vps.db"
-        yield f"sqlite:///{path}"
+        yield f"sqlite:///{directory / 'vps.db'}"
         return
     name = f"vps_test_{uuid.uuid4().hex[:12]}"
     admin = _admin_dsn(configured)
@@ -58,6 +59,13 @@ def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     asyncio.run(run(f'CREATE DATABASE "{name}"'))
     yield make_url(configured).set(database=name).render_as_string(hide_password=False)
     asyncio.run(run(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The database shared by the in-process tests of this run."""
+    with new_database_url(tmp_path_factory.mktemp("db")) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

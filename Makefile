@@ -1,0 +1,43 @@
+# The front door. `make run` serves the API; `make test` checks everything.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+
+.DEFAULT_GOAL := help
+.PHONY: help run test lint unit pytest clean
+
+help: ## Show the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
+
+$(BIN)/vps: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e .
+	@touch $@
+
+$(VENV)/.dev: $(BIN)/vps
+	$(BIN)/pip install --quiet -e '.[dev]'
+	@touch $@
+
+run: $(BIN)/vps ## Set up and run the service (SQLite + simulated hypervisor) on 127.0.0.1:8000
+	$(BIN)/vps serve
+
+lint: $(VENV)/.dev ## ruff, mypy --strict and the layer contracts
+	$(BIN)/ruff check src tests
+	$(BIN)/ruff format --check src tests
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+pytest: $(VENV)/.dev ## The test suite on SQLite, then on PostgreSQL if VPS_TEST_POSTGRES_URL is set
+	$(BIN)/pytest
+	@if [ -n "$$VPS_TEST_POSTGRES_URL" ]; then \
+		echo "== the same suite on PostgreSQL"; \
+		VPS_TEST_DATABASE_URL="$$VPS_TEST_POSTGRES_URL" $(BIN)/pytest; \
+	else \
+		echo "(set VPS_TEST_POSTGRES_URL=postgresql://user@host/db to run it on PostgreSQL too)"; \
+	fi
+
+test: lint pytest ## Set up and run every check
+
+clean: ## Remove the virtualenv and caches
+	rm -rf $(VENV) .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,3 @@
+from vps.cli.main import main
+
+main()
