@@ -19,6 +19,7 @@ from vps.domain.errors import (
     Unauthenticated,
 )
 from vps.domain.money import format_cents
+from vps.domain.tokens import is_well_formed
 
 log = logging.getLogger("vps.api")
 
@@ -109,6 +110,11 @@ def is_connection_failure(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def _plausible_credentials(request: Request) -> bool:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and is_well_formed(token.strip())
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(DomainError)
     async def _domain(request: Request, error: DomainError) -> JSONResponse:
@@ -137,6 +143,15 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> JSONResponse:
         code, message, fields = _validation_fields(error)
+        if code == "malformed_json" and not _plausible_credentials(request):
+            # The body is parsed before authentication runs; a caller without credentials
+            # still learns only that it must authenticate.
+            return error_response(
+                request,
+                "unauthenticated",
+                "Authentication credentials are missing or malformed.",
+                headers=_AUTH_CHALLENGE,
+            )
         return error_response(request, code, message, fields=fields or None)
 
     @app.exception_handler(StarletteHTTPException)

@@ -84,6 +84,10 @@ async def renew(session: AsyncSession, server_id: int, owner: str, until: dateti
     return await ServerRepository(session).renew(server_id, owner, until)
 
 
+async def release(session: AsyncSession, server_id: int, owner: str) -> None:
+    await ServerRepository(session).release(server_id, owner, {})
+
+
 async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | None:
     server = await ServerRepository(session).get(server_id)
     if server is None or server.lease_owner != owner:

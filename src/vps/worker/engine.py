@@ -191,7 +191,11 @@ class Worker:
         async with self.database.write() as session:
             done = await lifecycle.complete(session, job, self.worker_id, self.clock(), usage)
         if not done:
-            log.info("server %s changed while it was worked on; leaving it", job.server_id)
+            # The server changed meanwhile (deleted during provisioning, say): hand it back at
+            # once so the work its new status asks for starts without waiting for the lease.
+            log.info("server %s changed while it was worked on; releasing it", job.server_id)
+            async with self.database.write() as session:
+                await lifecycle.release(session, job.server_id, self.worker_id)
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
         async with self.database.write() as session:
