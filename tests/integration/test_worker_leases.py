@@ -16,10 +16,13 @@ from vps.services import lifecycle
 
 
 async def _claim(
-    database: Database, owner: str, lease: timedelta, at_offset: timedelta
-) -> list[int]:
+    database: Database, server_id: int, owner: str, lease: timedelta, at_offset: timedelta
+) -> bool:
+    """Claim one server as `owner`, on a clock `at_offset` ahead (only this server, so the
+    servers of other tests are never disturbed)."""
+    now = utcnow() + at_offset
     async with database.write() as session:
-        return await lifecycle.claim(session, owner, utcnow() + at_offset, lease, 1000)
+        return await ServerRepository(session).claim(server_id, owner, now, now + lease)
 
 
 async def test_stale_worker_cannot_overwrite_after_losing_its_lease(
