@@ -12,7 +12,7 @@ from vps.api.deps import AppState
 from vps.api.errors import install_error_handlers
 from vps.api.middleware import RequestContextMiddleware
 from vps.api.openapi import install_openapi
-from vps.api.routes import catalog, servers
+from vps.api.routes import ROUTERS
 from vps.config import Settings
 from vps.db.engine import Database
 
@@ -58,8 +58,8 @@ def create_app(
         lifespan=_lifespan,
     )
     app.state.vps = AppState(settings=settings, database=database, wake_worker=wake_worker)
-    app.include_router(servers.router)
-    app.include_router(catalog.router)
+    for router in ROUTERS:
+        app.include_router(router)
     install_error_handlers(app)
     install_openapi(app)
     app.add_middleware(RequestContextMiddleware)

@@ -8,9 +8,11 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import APIRoute
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vps.api.routes import ROUTERS
 from vps.domain.errors import (
     DomainError,
     InsufficientCredits,
@@ -54,6 +56,7 @@ _PYDANTIC_MESSAGES: dict[str, tuple[str, str]] = {
         "The body must be a JSON object sent with Content-Type: application/json.",
     ),
     "dict_type": ("wrong_type", "Must be a JSON object."),
+    "null_type": ("wrong_type", "Must not be null."),
 }
 
 
@@ -110,6 +113,18 @@ def is_connection_failure(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method of every route at this path (FastAPI has one route per method, and the
+    router reports only the first one it met)."""
+    path = request.scope["path"]
+    methods: set[str] = set()
+    for router in ROUTERS:
+        for route in router.routes:
+            if isinstance(route, APIRoute) and route.path_regex.match(path):
+                methods.update(route.methods or ())
+    return sorted(methods)
+
+
 def _plausible_credentials(request: Request) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     return scheme.lower() == "bearer" and is_well_formed(token.strip())
@@ -159,11 +174,12 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 404:
             return error_response(request, "not_found", "No such endpoint.")
         if error.status_code == 405:
+            allowed = ", ".join(_allowed_methods(request))
             return error_response(
                 request,
                 "method_not_allowed",
-                "This method is not allowed on this endpoint.",
-                headers=dict(error.headers or {}),
+                f"This method is not allowed on this endpoint; allowed: {allowed}.",
+                headers={"Allow": allowed},
             )
         code = "invalid_parameters" if error.status_code == 400 else "internal_error"
         return error_response(request, code, str(error.detail), status=error.status_code)

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
+from pydantic_core import PydanticCustomError
 
 
 def format_timestamp(value: datetime) -> str:
@@ -21,9 +22,17 @@ Money = Annotated[str, Field(description="Credits, a decimal with two places", e
 
 
 class StrictInput(BaseModel):
-    """Request bodies: exact JSON types (no "1" for 1), unknown fields rejected."""
+    """Request bodies: exact JSON types (no "1" for 1), unknown fields rejected, and no NUL
+    characters in text (no database stores them faithfully)."""
 
     model_config = ConfigDict(strict=True, extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _no_nul(cls, value: Any) -> Any:
+        if isinstance(value, str) and "\x00" in value:
+            raise PydanticCustomError("nul_character", "Must not contain NUL characters.")
+        return value
 
 
 # Responses ------------------------------------------------------------------------------
@@ -217,7 +226,7 @@ class PatchServerIn(StrictInput):
     def _reject_null(cls, value: Any) -> Any:
         # Leaving a field out means "keep it"; an explicit null is a mistake, not a request.
         if value is None:
-            raise ValueError("must not be null")
+            raise PydanticCustomError("null_type", "Must not be null.")
         return value
 
 

@@ -35,5 +35,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.astimezone(UTC)
 
 
+MAX_ID = 2**31 - 1
+
+
+def storable_id(value: int) -> bool:
+    """Whether `value` fits an id column; anything else names no row (and must not reach a
+    database that would reject it with an error)."""
+    return 1 <= value <= MAX_ID
+
+
+def storable_text(value: str, max_length: int) -> bool:
+    """PostgreSQL refuses NUL in text; a longer value than the column cannot match a row."""
+    return "\x00" not in value and len(value) <= max_length
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)

@@ -64,8 +64,8 @@ def parse_public_key(text: str) -> ParsedKey:
         raise InvalidKey("expected an OpenSSH public key such as 'ssh-ed25519 AAAA... comment'")
     key_type, encoded = parts[0], parts[1]
     comment = parts[2].strip() if len(parts) == 3 else ""
-    if "\n" in comment or "\r" in comment:
-        raise InvalidKey("a public key is a single line")
+    if any(ord(c) < 32 or ord(c) == 127 for c in comment):
+        raise InvalidKey("the comment must not contain control characters")
     if key_type not in ALLOWED_KEY_TYPES:
         raise InvalidKey(f"unsupported key type {key_type!r}")
     try:

@@ -7,9 +7,10 @@ from typing import Annotated, Any
 from fastapi import Path, Query
 
 from vps.api.schemas import ErrorResponse
+from vps.db.types import storable_id
 from vps.domain.errors import FieldProblem, InvalidParameters, NotFound
 
-MAX_ID = 2**31 - 1
+MAX_PAGE = 10_000_000
 
 _DESCRIPTIONS = {
     400: "Bad request: invalid parameters, body or state; `error.fields` names the fields",
@@ -32,7 +33,7 @@ PageSizeParam = Annotated[int | None, Query(description="Results per page (defau
 
 def existing_id(value: int, what: str) -> int:
     """An id outside the id range names nothing: 404, as for any unknown id."""
-    if not 1 <= value <= MAX_ID:
+    if not storable_id(value):
         raise NotFound(f"No {what} with id {value}.")
     return value
 
@@ -41,8 +42,8 @@ def page_window(page: int, page_size: int | None, default: int, maximum: int) ->
     """Validate paging; returns (offset, limit). Out-of-range values are refused, not fixed."""
     size = default if page_size is None else page_size
     problems = []
-    if page < 1:
-        problems.append(("page", "Must be 1 or more."))
+    if not 1 <= page <= MAX_PAGE:
+        problems.append(("page", f"Must be between 1 and {MAX_PAGE}."))
     if not 1 <= size <= maximum:
         problems.append(("page_size", f"Must be between 1 and {maximum}."))
     if problems:

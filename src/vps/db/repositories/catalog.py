@@ -6,6 +6,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import IpPool, Location, OperatingSystem, Plan
+from vps.db.types import storable_id, storable_text
 
 CatalogModel = TypeVar("CatalogModel", Plan, OperatingSystem, Location)
 
@@ -15,6 +16,8 @@ class CatalogRepository:
         self.session = session
 
     async def get(self, model: type[CatalogModel], item_id: int) -> CatalogModel | None:
+        if not storable_id(item_id):
+            return None
         return await self.session.get(model, item_id)
 
     async def all(
@@ -27,6 +30,8 @@ class CatalogRepository:
         return list(result.scalars())
 
     async def location_by_code(self, code: str) -> Location | None:
+        if not storable_text(code, 63):
+            return None
         result = await self.session.execute(select(Location).where(Location.code == code))
         return result.scalar_one_or_none()
 

@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Action, Location, Server, ServerUsage
+from vps.db.types import storable_id
 from vps.domain.states import ActionStatus, ServerStatus
 
 
@@ -28,6 +29,8 @@ class ServerRepository:
         return await self.session.get(Server, server_id, populate_existing=True)
 
     async def get_visible(self, account_id: int, server_id: int) -> Server | None:
+        if not storable_id(server_id):
+            return None
         result = await self.session.execute(
             select(Server)
             .where(Server.id == server_id, _visible(account_id))

@@ -4,6 +4,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import SshKey
+from vps.db.types import storable_id
 
 
 class SshKeyRepository:
@@ -11,6 +12,8 @@ class SshKeyRepository:
         self.session = session
 
     async def get_owned(self, account_id: int, key_id: int) -> SshKey | None:
+        if not storable_id(key_id):
+            return None
         result = await self.session.execute(
             select(SshKey).where(SshKey.id == key_id, SshKey.account_id == account_id)
         )
@@ -41,6 +44,8 @@ class SshKeyRepository:
         return key
 
     async def delete_owned(self, account_id: int, key_id: int) -> bool:
+        if not storable_id(key_id):
+            return False
         result = await self.session.execute(
             delete(SshKey).where(SshKey.id == key_id, SshKey.account_id == account_id)
         )
