@@ -1,9 +1,11 @@
 """The database handle: one engine, and the two kinds of transaction the product uses.
 
-`Database.read()` opens a plain transaction. `Database.write()` opens a transaction that
-takes the write lock up front on SQLite (`BEGIN IMMEDIATE`): a deferred transaction that
-reads and then writes fails with SQLITE_BUSY when another writer got there first, whatever
-the busy timeout. On PostgreSQL both are ordinary READ COMMITTED transactions; races are
+`Database.write()` opens a transaction that takes the write lock up front on SQLite
+(`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
+SQLITE_BUSY when another writer got there first, whatever the busy timeout.
+`Database.read()` on SQLite runs its statements in autocommit mode: each sees the latest
+committed state (WAL readers never block), and it saves the BEGIN and COMMIT round trips to
+the driver's thread, which cost as much as the query itself. On PostgreSQL both are ordinary READ COMMITTED transactions; races are
 settled by conditional updates and constraints.
 
 The caller (a request or a worker job) owns the transaction: services never commit.
@@ -33,7 +35,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # Let us issue BEGIN ourselves (pysqlite's own transaction handling is off).
+        # We issue BEGIN ourselves, for writes only (pysqlite's transaction handling is off).
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
@@ -44,8 +46,8 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
-        immediate = connection.get_execution_options().get(_WRITE_OPTION, False)
-        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        if connection.get_execution_options().get(_WRITE_OPTION, False):
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 class Database:
