@@ -58,9 +58,7 @@ def _all_in(base: str, token: str, ids: list[int], status: str) -> bool:
     return all(_server(base, token, sid)["status"] == status for sid in ids)
 
 
-def test_killed_serve_resumes_every_transition_on_restart(
-    vps: VpsCommand, tmp_path: Path
-) -> None:
+def test_killed_serve_resumes_every_transition_on_restart(vps: VpsCommand, tmp_path: Path) -> None:
     token = _token_for(vps, "restart")
     vps.env.update(VPS_SIM_PROVISION_SECONDS="2", VPS_SIM_ACTION_SECONDS="2")
     port = free_port()
@@ -144,7 +142,7 @@ def test_first_run_prints_a_working_token_once(tmp_path: Path) -> None:
     output = log.read_text()
     tokens = [w for w in output.split() if w.startswith("VPS_TOKEN=vps_")]
     assert len(tokens) == 1, output
-    assert f"curl -H \"Authorization: Bearer $VPS_TOKEN\" {base}/api/v1/servers/" in output
+    assert f'curl -H "Authorization: Bearer $VPS_TOKEN" {base}/api/v1/servers/' in output
     token = tokens[0].removeprefix("VPS_TOKEN=")
 
     serve = vps.start("serve", "--port", str(port), log=log)

@@ -82,16 +82,36 @@ async def test_catalog_add_retire_restore(settings: Settings, client: httpx.Asyn
     token = (await vps(settings, "tokens", "create", name)).stdout.split()[-1]
     code = unique("eu")
     added = await vps(
-        settings, "catalog", "add-location", code, "--name", "EU Test",
-        "--ipv4", "192.0.2.0/28", "--ipv6", "2001:db8:ff::/64",
+        settings,
+        "catalog",
+        "add-location",
+        code,
+        "--name",
+        "EU Test",
+        "--ipv4",
+        "192.0.2.0/28",
+        "--ipv6",
+        "2001:db8:ff::/64",
     )
     assert added.exit_code == 0, added.output
     locations = (await client.get("/api/v1/locations/", headers=bearer(token))).json()
     assert code in {loc["code"] for loc in locations}
 
     plan = await vps(
-        settings, "catalog", "add-plan", "Tiny", "--vcpus", "1", "--memory-mb", "512",
-        "--storage-gb", "10", "--bandwidth-gb", "500", "--monthly-price", "3",
+        settings,
+        "catalog",
+        "add-plan",
+        "Tiny",
+        "--vcpus",
+        "1",
+        "--memory-mb",
+        "512",
+        "--storage-gb",
+        "10",
+        "--bandwidth-gb",
+        "500",
+        "--monthly-price",
+        "3",
     )
     assert plan.exit_code == 0, plan.output
     plan_id = int(plan.stdout.split()[-1])
@@ -118,7 +138,15 @@ async def test_catalog_add_retire_restore(settings: Settings, client: httpx.Asyn
     listing = await vps(settings, "catalog", "list")
     assert f"{code}" in listing.stdout and "(retired)" in listing.stdout
     bad = await vps(
-        settings, "catalog", "add-location", unique("x"), "--name", "X",
-        "--ipv4", "2001:db8::/64", "--ipv6", "2001:db8::/64",
+        settings,
+        "catalog",
+        "add-location",
+        unique("x"),
+        "--name",
+        "X",
+        "--ipv4",
+        "2001:db8::/64",
+        "--ipv6",
+        "2001:db8::/64",
     )
     assert bad.exit_code != 0

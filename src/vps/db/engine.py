@@ -5,8 +5,9 @@
 SQLITE_BUSY when another writer got there first, whatever the busy timeout.
 `Database.read()` on SQLite runs its statements in autocommit mode: each sees the latest
 committed state (WAL readers never block), and it saves the BEGIN and COMMIT round trips to
-the driver's thread, which cost as much as the query itself. On PostgreSQL both are ordinary READ COMMITTED transactions; races are
-settled by conditional updates and constraints.
+the driver's thread, which cost as much as the query itself. On PostgreSQL both are
+ordinary READ COMMITTED transactions; races are settled by conditional updates and
+constraints.
 
 The caller (a request or a worker job) owns the transaction: services never commit.
 """

@@ -59,7 +59,10 @@ def parse_public_key(text: str) -> ParsedKey:
     """Parse one OpenSSH public key line (`type base64 [comment]`) or raise InvalidKey."""
     if len(text) > MAX_KEY_LENGTH:
         raise InvalidKey("the key is too long")
-    parts = text.strip().split(None, 2)
+    text = text.strip()
+    if "\n" in text or "\r" in text:
+        raise InvalidKey("a public key is a single line; add one key at a time")
+    parts = text.split(None, 2)
     if len(parts) < 2:
         raise InvalidKey("expected an OpenSSH public key such as 'ssh-ed25519 AAAA... comment'")
     key_type, encoded = parts[0], parts[1]
