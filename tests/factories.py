@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -20,9 +21,33 @@ from vps.services import accounts
 # A lease no worker will take over during a test: keeps a forced status in place.
 HOLD_OWNER = "test-hold"
 
+# The spec's create example, without the optional fields.
+CREATE_BODY: dict[str, Any] = {
+    "name": "web-server-01",
+    "plan_id": 1,
+    "os_id": 5,
+    "location": "us-west",
+}
+
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@example"
 )
+
+
+def unique_name(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+async def eventually(
+    condition: Callable[[], Awaitable[bool]], what: str, deadline_seconds: float = 20.0
+) -> None:
+    """Poll `condition` until it holds; fail naming `what` at the deadline."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + deadline_seconds
+    while not await condition():
+        if loop.time() > end:
+            raise AssertionError(f"timed out waiting until {what}")
+        await asyncio.sleep(0.02)
 
 
 @dataclass

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import uuid
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -14,7 +13,7 @@ import pytest
 from sqlalchemy import delete, func, or_, select
 from sqlalchemy.exc import IntegrityError
 
-from tests.factories import Factory, Tenant
+from tests.factories import Factory, Tenant, eventually, unique_name
 from vps.db.engine import Database
 from vps.db.models import IpAllocation, IpPool, Location, Server
 from vps.drivers.base import MachineSpec, PermanentDriverError
@@ -24,21 +23,6 @@ from vps.worker.engine import Worker
 
 WEST_V4 = ipaddress.ip_network("203.0.113.0/24")
 WEST_V6 = ipaddress.ip_network("2001:db8:1::/64")
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, deadline_seconds: float = 20.0
-) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_seconds
-    while not await condition():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def allocations(database: Database, server_id: int) -> dict[int, str]:

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import Factory, Tenant
+from tests.factories import CREATE_BODY, Factory, Tenant
 from vps.db.engine import Database
 from vps.db.repositories.accounts import TokenRepository
 from vps.db.types import utcnow
@@ -23,12 +23,7 @@ from vps.services.auth import revoke_token
 
 SERVERS = "/api/v1/servers/"
 CHALLENGE = 'Bearer realm="vps"'
-VALID_CREATE: dict[str, Any] = {
-    "name": "web-server-01",
-    "plan_id": 1,
-    "os_id": 5,
-    "location": "us-west",
-}
+VALID_CREATE = CREATE_BODY
 VALID_PUT: dict[str, Any] = {
     "name": "renamed",
     "hostname": "renamed.example.com",

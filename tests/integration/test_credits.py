@@ -4,15 +4,13 @@ failed builds (exactly once), checked against the ledger in the database."""
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import Factory, Tenant
+from tests.factories import Factory, Tenant, eventually, unique_name
 from vps.db.engine import Database
 from vps.db.models import Account, Action, CreditTransaction, IpAllocation, Server
 from vps.drivers.base import MachineSpec, PermanentDriverError, RetriableDriverError
@@ -23,23 +21,8 @@ LOCATION = "us-east"
 CENT = Decimal("0.01")
 
 
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
 def money(value: Decimal) -> str:
     return f"{value.quantize(CENT)}"
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, deadline_seconds: float = 20.0
-) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_seconds
-    while not await condition():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def plan_prices(tenant: Tenant, plan_id: int) -> tuple[Decimal, Decimal]:

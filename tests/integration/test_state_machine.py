@@ -4,14 +4,13 @@ requests, and a delete that lands while the machine is being built."""
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 
-from tests.factories import Factory, Tenant
+from tests.factories import Factory, Tenant, eventually, unique_name
 from vps.db.engine import Database
 from vps.db.models import Action, IpAllocation, Server
 from vps.drivers.base import MachineSpec
@@ -36,22 +35,6 @@ ALLOWED = {
     ("reboot", "active"): ("rebooting", "Server is rebooting"),
 }
 LOCATION = "us-east"
-
-
-def unique_name(prefix: str) -> str:
-    return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-async def eventually(
-    condition: Callable[[], Awaitable[bool]], what: str, deadline_seconds: float = 20.0
-) -> None:
-    """Poll `condition` until it holds; fail naming `what` at the deadline."""
-    loop = asyncio.get_running_loop()
-    end = loop.time() + deadline_seconds
-    while not await condition():
-        if loop.time() > end:
-            raise AssertionError(f"timed out waiting until {what}")
-        await asyncio.sleep(0.02)
 
 
 async def snapshot(database: Database, server_id: int) -> dict[str, Any]:

@@ -11,15 +11,10 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.factories import Factory, Tenant
+from tests.factories import CREATE_BODY, Factory, Tenant
 
 SERVERS = "/api/v1/servers/"
-VALID_CREATE: dict[str, Any] = {
-    "name": "web-server-01",
-    "plan_id": 1,
-    "os_id": 5,
-    "location": "us-west",
-}
+VALID_CREATE = CREATE_BODY
 VALID_PUT: dict[str, Any] = {
     "name": "web-server-updated",
     "hostname": "web-updated.example.com",
