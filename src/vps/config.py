@@ -58,6 +58,17 @@ class Settings(BaseSettings):
     sim_delete_seconds: float = Field(
         default=0.5, ge=0, description="Simulator: time destroying a machine takes."
     )
+    sim_failure_rate: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="Simulator: share of driver calls that fail with a retriable error.",
+    )
+    sim_state_file: Path | None = Field(
+        default=None,
+        description="Simulator: keep machines in this file, shared by every process that "
+        "names it (several workers); default: in each process's memory.",
+    )
     worker_concurrency: int = Field(
         default=16, ge=1, description="Servers one worker drives at the same time."
     )

@@ -27,6 +27,8 @@ def build_configured_driver(settings: Settings) -> HypervisorDriver:
         provision_seconds=settings.sim_provision_seconds,
         action_seconds=settings.sim_action_seconds,
         delete_seconds=settings.sim_delete_seconds,
+        failure_rate=settings.sim_failure_rate,
+        state_file=settings.sim_state_file,
     )
 
 

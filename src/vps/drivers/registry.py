@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.simulator import SimulatorDriver, SimulatorTimings
 
@@ -9,7 +11,13 @@ DRIVER_NAMES = ("simulator",)
 
 
 def build_driver(
-    name: str, *, provision_seconds: float, action_seconds: float, delete_seconds: float
+    name: str,
+    *,
+    provision_seconds: float,
+    action_seconds: float,
+    delete_seconds: float,
+    failure_rate: float = 0.0,
+    state_file: Path | None = None,
 ) -> HypervisorDriver:
     if name == "simulator":
         return SimulatorDriver(
@@ -17,6 +25,8 @@ def build_driver(
                 provision_seconds=provision_seconds,
                 action_seconds=action_seconds,
                 delete_seconds=delete_seconds,
-            )
+            ),
+            failure_rate=failure_rate,
+            state_file=state_file,
         )
     raise ValueError(f"unknown driver {name!r}; known: {', '.join(DRIVER_NAMES)}")

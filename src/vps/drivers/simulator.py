@@ -1,6 +1,7 @@
 """A simulated hypervisor: a real product for client developers, and the default driver.
 
-It keeps its machines in memory, takes the configured time for each operation, and reports
+It keeps its machines in memory (or in a file shared by several processes), takes the
+configured time for each operation, can fail a configured share of calls, and reports
 plausible resource usage within each plan's limits. Machines it does not know (because the
 process restarted) are treated as existing: the control plane's record is the truth, as a
 real hypervisor would still have them after a control-plane restart.
@@ -11,10 +12,19 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import math
+import random
+import sqlite3
 import time
+from contextlib import closing
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from vps.drivers.base import MachineSpec, ResourceUsage
+from vps.drivers.base import (
+    MachineSpec,
+    PermanentDriverError,
+    ResourceUsage,
+    RetriableDriverError,
+)
 
 
 @dataclass(frozen=True)
@@ -30,45 +40,149 @@ class _Machine:
     boots: int = 1
 
 
+class _FileInventory:
+    """Machines kept in a SQLite file, so that several processes (API, workers) share one
+    simulated hypervisor, as they would share a real one. Each call is one short
+    transaction; creation is an atomic insert-if-absent, so a machine is built once."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with closing(self._connect()) as connection:
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS machines (server_id INTEGER PRIMARY KEY, "
+                "running INTEGER NOT NULL, boots INTEGER NOT NULL)"
+            )
+            connection.execute(
+                "CREATE TABLE IF NOT EXISTS builds (server_id INTEGER PRIMARY KEY, "
+                "count INTEGER NOT NULL)"
+            )
+
+    def _connect(self) -> sqlite3.Connection:
+        connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        connection.execute("PRAGMA journal_mode=WAL")
+        return connection
+
+    def create_if_absent(self, server_id: int) -> bool:
+        with closing(self._connect()) as connection:
+            connection.execute("BEGIN IMMEDIATE")
+            inserted = connection.execute(
+                "INSERT OR IGNORE INTO machines VALUES (?, 1, 1)", (server_id,)
+            ).rowcount
+            if inserted:
+                connection.execute(
+                    "INSERT INTO builds VALUES (?, 1) "
+                    "ON CONFLICT(server_id) DO UPDATE SET count = count + 1",
+                    (server_id,),
+                )
+            connection.execute("COMMIT")
+            return bool(inserted)
+
+    def set_running(self, server_id: int, running: bool, *, reboot: bool = False) -> bool:
+        """False when there is no such machine."""
+        with closing(self._connect()) as connection:
+            return bool(
+                connection.execute(
+                    "UPDATE machines SET running = ?, boots = boots + ? WHERE server_id = ?",
+                    (int(running), int(reboot), server_id),
+                ).rowcount
+            )
+
+    def remove(self, server_id: int) -> None:
+        with closing(self._connect()) as connection:
+            connection.execute("DELETE FROM machines WHERE server_id = ?", (server_id,))
+
+    def snapshot(self) -> tuple[dict[int, _Machine], dict[int, int]]:
+        with closing(self._connect()) as connection:
+            machines = {
+                sid: _Machine(bool(running), boots)
+                for sid, running, boots in connection.execute("SELECT * FROM machines")
+            }
+            builds = dict(connection.execute("SELECT server_id, count FROM builds").fetchall())
+        return machines, builds
+
+
+def read_inventory(path: Path) -> tuple[dict[int, _Machine], dict[int, int]]:
+    """The machines of a shared simulator file, and how often each server's was built."""
+    return _FileInventory(path).snapshot()
+
+
 @dataclass
 class SimulatorDriver:
+    """In memory by default; with `state_file`, shared by every process that names it.
+
+    `failure_rate` makes that share of calls fail with a retriable error, half of them after
+    the work was done (as when a response is lost), to exercise retries and idempotency.
+    """
+
     timings: SimulatorTimings = field(default_factory=SimulatorTimings)
+    failure_rate: float = 0.0
+    state_file: Path | None = None
     machines: dict[int, _Machine] = field(default_factory=dict)
     # How many times create() actually built a machine, per server: a test of idempotency.
     builds: dict[int, int] = field(default_factory=dict)
+    _random: random.Random = field(default_factory=random.Random, repr=False)
+    _file: _FileInventory | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.state_file is not None:
+            self._file = _FileInventory(self.state_file)
 
     async def _take(self, seconds: float) -> None:
         if seconds > 0:
             await asyncio.sleep(seconds)
 
+    def _maybe_fail(self, when: str) -> None:
+        if self.failure_rate and self._random.random() < self.failure_rate / 2:
+            raise RetriableDriverError(f"simulated hypervisor failure ({when} the operation)")
+
     def _machine(self, server_id: int) -> _Machine:
         return self.machines.setdefault(server_id, _Machine())
 
     async def create(self, spec: MachineSpec) -> None:
-        if spec.server_id in self.machines:
+        self._maybe_fail("before")
+        if spec.server_id in self.machines and self._file is None:
             return
         await self._take(self.timings.provision_seconds)
-        if spec.server_id not in self.machines:
+        if self._file is not None:
+            built = await asyncio.to_thread(self._file.create_if_absent, spec.server_id)
+            self.machines.setdefault(spec.server_id, _Machine())
+            if built:
+                self.builds[spec.server_id] = self.builds.get(spec.server_id, 0) + 1
+        elif spec.server_id not in self.machines:
             self.machines[spec.server_id] = _Machine()
             self.builds[spec.server_id] = self.builds.get(spec.server_id, 0) + 1
+        self._maybe_fail("after")
 
-    async def start(self, server_id: int) -> None:
-        await self._take(self.timings.action_seconds)
-        self._machine(server_id).running = True
-
-    async def stop(self, server_id: int) -> None:
-        await self._take(self.timings.action_seconds)
-        self._machine(server_id).running = False
-
-    async def reboot(self, server_id: int) -> None:
+    async def _power(self, server_id: int, running: bool, *, reboot: bool = False) -> None:
+        self._maybe_fail("before")
         await self._take(self.timings.action_seconds)
         machine = self._machine(server_id)
-        machine.running = True
-        machine.boots += 1
+        machine.running = running
+        machine.boots += int(reboot)
+        if self._file is not None and not await asyncio.to_thread(
+            self._file.set_running, server_id, running, reboot=reboot
+        ):
+            # A shared inventory knows every machine: a missing one is really gone.
+            raise PermanentDriverError(f"no machine for server {server_id}")
+        self._maybe_fail("after")
+
+    async def start(self, server_id: int) -> None:
+        await self._power(server_id, True)
+
+    async def stop(self, server_id: int) -> None:
+        await self._power(server_id, False)
+
+    async def reboot(self, server_id: int) -> None:
+        await self._power(server_id, True, reboot=True)
 
     async def delete(self, server_id: int) -> None:
+        self._maybe_fail("before")
         await self._take(self.timings.delete_seconds)
         self.machines.pop(server_id, None)
+        if self._file is not None:
+            await asyncio.to_thread(self._file.remove, server_id)
+        self._maybe_fail("after")
 
     async def usage(self, spec: MachineSpec, *, running: bool) -> ResourceUsage:
         # Deterministic per server, drifting slowly with time: plausible, and stable enough
