@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint unit pytest clean
+.PHONY: help run test lint pytest chaos clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -38,6 +38,9 @@ pytest: $(VENV)/.dev ## The test suite on SQLite, then on PostgreSQL if VPS_TEST
 	fi
 
 test: lint pytest ## Set up and run every check
+
+chaos: $(VENV)/.dev ## Kill workers at random under load and check every promise (see bench/chaos.py)
+	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache build src/*.egg-info

@@ -10,7 +10,7 @@ from datetime import timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from vps.db.engine import Database
 from vps.db.models import Server
@@ -160,3 +160,13 @@ class Factory:
                 .where(Server.id == server_id, Server.lease_owner == HOLD_OWNER)
                 .values(lease_owner=None, lease_expires_at=None)
             )
+
+    async def wait_until_deleted(self, server_id: int) -> None:
+        """Wait until the worker has destroyed the server's machine (status `deleted`)."""
+
+        async def deleted() -> bool:
+            async with self.database.read() as session:
+                status = await session.scalar(select(Server.status).where(Server.id == server_id))
+            return status == "deleted"
+
+        await eventually(deleted, f"server {server_id} to be deleted")

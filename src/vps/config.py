@@ -90,8 +90,20 @@ class Settings(BaseSettings):
     worker_retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Cap on the retry delay."
     )
+    worker_orphan_sweep_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="How often a worker destroys machines whose server is gone or failed.",
+    )
     usage_sample_seconds: float = Field(
         default=10.0, gt=0, description="How often the worker refreshes resource usage."
+    )
+    billing_period_seconds: int = Field(
+        default=2_592_000,
+        gt=0,
+        description="Seconds in a billing period (a month; default 30 days): each server is "
+        "charged its plan's monthly price per period, in advance, and is refunded the unused "
+        "whole hours of the period when it is deleted.",
     )
     page_size_default: int = Field(default=50, ge=1, description="Default list page size.")
     page_size_max: int = Field(default=100, ge=1, description="Largest page size accepted.")

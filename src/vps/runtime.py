@@ -11,10 +11,11 @@ from fastapi import FastAPI
 from vps.api.app import create_app
 from vps.config import Settings
 from vps.db.engine import Database
+from vps.domain.billing import BillingTerms
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.registry import build_driver
 from vps.services.lifecycle import RetryPolicy
-from vps.worker.engine import Worker, WorkerConfig
+from vps.worker.engine import BILLING_SWEEP_SECONDS, Worker, WorkerConfig
 
 
 def build_database(settings: Settings) -> Database:
@@ -32,12 +33,21 @@ def build_configured_driver(settings: Settings) -> HypervisorDriver:
     )
 
 
+def billing_terms(settings: Settings) -> BillingTerms:
+    return BillingTerms.from_seconds(settings.billing_period_seconds)
+
+
 def worker_config(settings: Settings) -> WorkerConfig:
+    terms = billing_terms(settings)
     return WorkerConfig(
         concurrency=settings.worker_concurrency,
         poll_seconds=settings.worker_poll_seconds,
         lease_seconds=settings.worker_lease_seconds,
         usage_sample_seconds=settings.usage_sample_seconds,
+        orphan_sweep_seconds=settings.worker_orphan_sweep_seconds,
+        billing=terms,
+        # Often enough that a renewal is never late by more than a tenth of a period.
+        billing_sweep_seconds=min(BILLING_SWEEP_SECONDS, terms.period.total_seconds() / 10),
         retry=RetryPolicy(
             max_attempts=settings.worker_max_attempts,
             base_seconds=settings.worker_retry_base_seconds,

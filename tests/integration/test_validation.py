@@ -181,7 +181,7 @@ async def test_patch_refuses_an_explicit_null(factory: Factory, field: str) -> N
 
 @pytest.mark.parametrize(
     ("field", "value"),
-    [("status", "active"), ("ip_address", "203.0.113.99"), ("id", 1), ("message", "hi")],
+    [("status", "active"), ("ip_address", "192.0.2.250"), ("id", 1), ("message", "hi")],
 )
 async def test_create_rejects_unknown_fields(factory: Factory, field: str, value: Any) -> None:
     tenant = await factory.tenant()
@@ -209,7 +209,7 @@ async def test_create_rejects_an_account_id_and_creates_nothing_anywhere(
     [
         ("status", "stopped"),
         ("account_id", 1),
-        ("ip_address", "203.0.113.99"),
+        ("ip_address", "192.0.2.250"),  # in no pool: it can only come from the body
         ("id", 1),
         ("plan_id", 2),
         ("location", "us-east"),
@@ -225,7 +225,7 @@ async def test_patch_rejects_unknown_fields_and_applies_nothing(
     await assert_untouched(tenant, "patch", server_id, before)
     server = (await tenant.get(f"{SERVERS}{server_id}/")).json()
     assert server["status"] == "active"
-    assert server["ip_address"] != "203.0.113.99"
+    assert server["ip_address"] != "192.0.2.250"
 
 
 async def test_put_rejects_unknown_fields_and_applies_nothing(factory: Factory) -> None:

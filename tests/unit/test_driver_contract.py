@@ -107,3 +107,14 @@ async def test_failure_rate_fails_a_share_of_calls_retriably() -> None:
     # With rate 1, every call fails either before or after the work (half each on average).
     assert outcomes.count("failed") >= 20
     assert driver.builds.get(SPEC.server_id, 0) <= 1
+
+
+async def test_list_machines_names_every_machine(
+    make_driver: Callable[[], SimulatorDriver],
+) -> None:
+    driver = make_driver()
+    assert await driver.list_machines() == []
+    await driver.create(SPEC)
+    assert await driver.list_machines() == [SPEC.server_id]
+    await driver.delete(SPEC.server_id)
+    assert await driver.list_machines() == []

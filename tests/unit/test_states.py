@@ -7,7 +7,10 @@ import pytest
 from vps.domain.errors import InvalidState
 from vps.domain.states import (
     POWER_ACTIONS,
+    RENEWED_STATUSES,
+    RESUMED_STATUS,
     RUNNING_STATUSES,
+    SUSPENDABLE_STATUSES,
     TRANSITIONAL_STATUSES,
     VISIBLE_STATUSES,
     WORK,
@@ -154,3 +157,25 @@ def test_every_power_target_is_work_for_a_worker() -> None:
 
 def test_running_statuses() -> None:
     assert set(RUNNING_STATUSES) == {S.ACTIVE, S.REBOOTING, S.STOPPING}
+
+
+def test_billing_renews_settled_and_busy_servers_and_suspends_only_settled_ones() -> None:
+    assert set(RENEWED_STATUSES) == {S.ACTIVE, S.STARTING, S.STOPPING, S.STOPPED, S.REBOOTING}
+    assert set(SUSPENDABLE_STATUSES) == {S.ACTIVE, S.STOPPED}
+    assert SUSPENDABLE_STATUSES <= RENEWED_STATUSES
+    assert not SUSPENDABLE_STATUSES & TRANSITIONAL_STATUSES
+    # A resumed server is started by a worker like any other start.
+    assert RESUMED_STATUS is S.STARTING
+    assert WORK[RESUMED_STATUS][0] is S.ACTIVE
+
+
+@pytest.mark.parametrize("kind", POWER_KINDS, ids=lambda k: k.value)
+def test_an_unpaid_suspension_says_how_to_lift_it(kind: ActionKind) -> None:
+    with pytest.raises(InvalidState) as caught:
+        plan_power_action(kind, S.SUSPENDED, unpaid=True)
+    assert caught.value.current_status == "suspended"
+    assert "suspended" in caught.value.message
+    assert "Top up" in caught.value.message
+    with pytest.raises(InvalidState) as plain:
+        plan_power_action(kind, S.SUSPENDED)
+    assert "Top up" not in plain.value.message

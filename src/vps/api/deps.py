@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vps.config import Settings
 from vps.db.engine import Database
 from vps.db.types import utcnow
+from vps.domain.billing import BillingTerms
 from vps.domain.errors import Unauthenticated
 from vps.services.auth import authenticate
 from vps.services.principal import Principal
@@ -24,6 +25,11 @@ class AppState:
     database: Database
     wake_worker: Callable[[], None]
     clock: Callable[[], datetime] = utcnow
+
+    @property
+    def billing_terms(self) -> BillingTerms:
+        """How long "a month" is, for the services that start a billing period."""
+        return BillingTerms.from_seconds(self.settings.billing_period_seconds)
 
 
 def app_state(request: Request) -> AppState:

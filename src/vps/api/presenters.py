@@ -19,11 +19,13 @@ from vps.api.schemas import (
 )
 from vps.db.models import Action, CreditTransaction, Plan, Server, SshKey
 from vps.domain.money import format_cents
-from vps.domain.states import ServerStatus
+from vps.domain.states import ActionStatus, ServerStatus
 from vps.services.accounts import AccountSummary
 
 _NO_USAGE = ResourceUsageOut(cpu_percent=0.0, memory_used=0, disk_used=0, bandwidth_used=0)
 _ADDRESSLESS = frozenset({ServerStatus.PROVISIONING.value, ServerStatus.ERROR.value})
+# Statuses whose `error` says why the server is in them (a failed build; unpaid credits).
+_EXPLAINED = frozenset({ServerStatus.ERROR.value, ServerStatus.SUSPENDED.value})
 
 
 def plan_summary(plan: Plan) -> PlanSummary:
@@ -60,7 +62,7 @@ def server_out(server: Server) -> ServerOut:
             bandwidth_used=usage.bandwidth_used_gb,
         ),
         error=ServerErrorInfo(code=server.error_code, message=server.error_message or "")
-        if server.status == ServerStatus.ERROR.value and server.error_code
+        if server.status in _EXPLAINED and server.error_code
         else None,
         created_at=server.created_at,
         updated_at=server.updated_at,
@@ -78,6 +80,7 @@ def action_out(action: Action) -> ActionOut:
         error=ActionError(code=action.error_code, message=action.error_message or "")
         if action.error_code
         else None,
+        progress=0 if action.status == ActionStatus.RUNNING.value else 100,
     )
 
 

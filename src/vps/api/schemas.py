@@ -81,7 +81,9 @@ class ServerOut(BaseModel):
     backups_enabled: bool
     resource_usage: ResourceUsageOut
     error: ServerErrorInfo | None = Field(
-        default=None, description="Why the server is in `error`; null otherwise"
+        default=None,
+        description="Why the server is in `error` or `suspended` (`payment_required`: "
+        "top up the account's credits to resume it); null otherwise",
     )
     created_at: Timestamp
     updated_at: Timestamp
@@ -100,6 +102,13 @@ class ActionOut(BaseModel):
     started_at: Timestamp
     finished_at: Timestamp | None
     error: ActionError | None
+    progress: int = Field(
+        ge=0,
+        le=100,
+        description="Percent done: 0 while `running`, 100 once finished (`succeeded` or "
+        "`failed`). No estimate in between: poll until `finished_at` is set.",
+        examples=[0, 100],
+    )
 
 
 class ServerCreated(ServerOut):

@@ -8,10 +8,11 @@ from typing import Annotated
 import typer
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.cli.common import fail, run_in_transaction
+from vps.cli.common import fail, run_in_transaction, settings
 from vps.db.models import ApiToken, OperatingSystem, Plan
 from vps.db.types import utcnow
 from vps.domain.money import format_cents, parse_amount
+from vps.runtime import billing_terms
 from vps.services import accounts, auth, catalog
 
 accounts_app = typer.Typer(help="Accounts that own servers and credits.", no_args_is_help=True)
@@ -67,12 +68,17 @@ def accounts_show(name: str) -> None:
 def credits_add(name: str, amount: str) -> None:
     """Add credits to an account (recorded in its ledger)."""
     cents = _cents(amount)
+    terms = billing_terms(settings())
 
-    async def action(session: AsyncSession) -> int:
-        return await accounts.add_credits(session, name, cents, utcnow())
+    async def action(session: AsyncSession) -> accounts.CreditsAdded:
+        return await accounts.add_credits(session, name, cents, utcnow(), terms)
 
-    balance = run_in_transaction(action)
-    typer.echo(f"added {format_cents(cents)} credits to {name}; balance {format_cents(balance)}")
+    added = run_in_transaction(action)
+    balance = format_cents(added.balance_cents)
+    typer.echo(f"added {format_cents(cents)} credits to {name}; balance {balance}")
+    if added.resumed_server_ids:
+        resumed = ", ".join(str(server_id) for server_id in added.resumed_server_ids)
+        typer.echo(f"renewed and resumed suspended servers: {resumed}")
 
 
 @tokens_app.command("create")

@@ -30,6 +30,10 @@ NAMING_CONVENTION = {
 }
 
 
+# See Server.paid_until.
+_LONG_AGO = "1970-01-01 00:00:00"
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
 
@@ -145,6 +149,7 @@ class Server(Base):
     __table_args__ = (
         Index("ix_servers_account_visible", "account_id", "deleted_at", "id"),
         Index("ix_servers_status", "status"),
+        Index("ix_servers_paid_until", "paid_until"),
         {"sqlite_autoincrement": True},
     )
 
@@ -174,6 +179,15 @@ class Server(Base):
     retry_at: Mapped[datetime | None] = mapped_column(UTCDateTime, nullable=True)
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     error_message: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # Billing: the current paid period is [paid_from, paid_until) and `billing_period` is its
+    # number (1 is the one the create charged); renewals compare-and-set on the number. The
+    # server defaults only filled the rows that predate billing (migration 0002 backfills
+    # them); the application always writes the period itself.
+    paid_from: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_LONG_AGO)
+    paid_until: Mapped[datetime] = mapped_column(UTCDateTime, server_default=_LONG_AGO)
+    billing_period: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    # A suspension still has to power the machine off; cleared by the worker that did it.
+    power_off_pending: Mapped[bool] = mapped_column(Boolean, default=False, server_default="0")
     # Bumped on every write: the fencing token of workers and a future ETag.
     version: Mapped[int] = mapped_column(Integer, default=1)
 

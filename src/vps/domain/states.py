@@ -68,6 +68,27 @@ RUNNING_STATUSES: frozenset[ServerStatus] = frozenset(
 )
 
 
+# Billing (see `vps.domain.billing`). The worker charges a server's next period when it is
+# due in any of these statuses: a server still being built, in error (refunded), suspended
+# (unpaid) or deleted is not renewed.
+RENEWED_STATUSES: frozenset[ServerStatus] = frozenset(
+    {
+        ServerStatus.ACTIVE,
+        ServerStatus.STARTING,
+        ServerStatus.STOPPING,
+        ServerStatus.STOPPED,
+        ServerStatus.REBOOTING,
+    }
+)
+# A server whose account cannot pay its next period is suspended from a stable status; one in
+# a transitional status is left to settle first (its worker holds it).
+SUSPENDABLE_STATUSES: frozenset[ServerStatus] = frozenset(
+    {ServerStatus.ACTIVE, ServerStatus.STOPPED}
+)
+# A top-up that pays for a suspended server's next period starts it again.
+RESUMED_STATUS = ServerStatus.STARTING
+
+
 @dataclass(frozen=True)
 class PowerAction:
     kind: ActionKind
@@ -89,9 +110,15 @@ POWER_ACTIONS: dict[ActionKind, PowerAction] = {
 }
 
 
-def _refusal(kind: ActionKind, status: ServerStatus) -> str:
+def _refusal(kind: ActionKind, status: ServerStatus, unpaid: bool) -> str:
     if status in TRANSITIONAL_STATUSES:
         return f"The server is {status.value}; wait until it finishes before asking to {kind}."
+    if status is ServerStatus.SUSPENDED and unpaid:
+        return (
+            f"The server is suspended because the account's credits did not cover its next "
+            f"billing period, and cannot {kind}. Top up the account's credits to resume it: "
+            "it is then charged and started again."
+        )
     if status is ServerStatus.SUSPENDED:
         return f"The server is suspended and cannot {kind}."
     if status is ServerStatus.ERROR:
@@ -101,11 +128,16 @@ def _refusal(kind: ActionKind, status: ServerStatus) -> str:
     return "The server is not running."
 
 
-def plan_power_action(kind: ActionKind, status: ServerStatus) -> PowerAction:
-    """Return the transition a power action makes from `status`, or raise InvalidState."""
+def plan_power_action(
+    kind: ActionKind, status: ServerStatus, *, unpaid: bool = False
+) -> PowerAction:
+    """Return the transition a power action makes from `status`, or raise InvalidState.
+
+    `unpaid` says a suspension is for lack of credits, so the refusal can say how to lift it.
+    """
     action = POWER_ACTIONS[kind]
     if status is not action.allowed_from:
-        raise InvalidState(_refusal(kind, status), current_status=status.value)
+        raise InvalidState(_refusal(kind, status, unpaid), current_status=status.value)
     return action
 
 

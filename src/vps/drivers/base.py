@@ -75,6 +75,10 @@ class HypervisorDriver(Protocol):
     async def delete(self, server_id: int) -> None:
         """Destroy the machine and its disks. Succeeds if the machine is already gone."""
 
+    async def list_machines(self) -> list[int]:
+        """The server ids of every machine on the hypervisor. The worker destroys those whose
+        server is gone (a build that gave up, or a stale worker's late create)."""
+
     async def usage(self, spec: MachineSpec, *, running: bool) -> ResourceUsage:
         """Current resource usage, within the limits of `spec`; no CPU when not running."""
 

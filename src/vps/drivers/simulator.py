@@ -184,6 +184,12 @@ class SimulatorDriver:
             await asyncio.to_thread(self._file.remove, server_id)
         self._maybe_fail("after")
 
+    async def list_machines(self) -> list[int]:
+        if self._file is not None:
+            machines, _builds = await asyncio.to_thread(self._file.snapshot)
+            return sorted(machines)
+        return sorted(self.machines)
+
     async def usage(self, spec: MachineSpec, *, running: bool) -> ResourceUsage:
         # Deterministic per server, drifting slowly with time: plausible, and stable enough
         # for a client developer to assert on ranges.

@@ -19,9 +19,10 @@ from vps.db.models import (
 )
 from vps.db.repositories.accounts import AccountRepository, LedgerRepository, TokenRepository
 from vps.db.repositories.catalog import CatalogRepository
+from vps.domain.billing import BillingTerms
 from vps.domain.errors import Conflict, InvalidParameters, NotFound
 from vps.domain.validation import account_name_problem
-from vps.services import auth, billing
+from vps.services import auth, billing, renewals
 
 
 @dataclass(frozen=True)
@@ -52,9 +53,24 @@ async def account_by_name(session: AsyncSession, name: str) -> Account:
     return account
 
 
-async def add_credits(session: AsyncSession, name: str, cents: int, now: datetime) -> int:
+@dataclass(frozen=True)
+class CreditsAdded:
+    balance_cents: int
+    # Servers suspended for lack of credits that this top-up paid for and started again.
+    resumed_server_ids: list[int]
+
+
+async def add_credits(
+    session: AsyncSession, name: str, cents: int, now: datetime, terms: BillingTerms
+) -> CreditsAdded:
+    """Top the account up, then renew and resume (oldest first) every server it suspended
+    for lack of credits that the new balance pays for, in the same transaction."""
     account = await account_by_name(session, name)
-    return await billing.top_up(session, account.id, cents, now, "Credits added by an operator")
+    balance = await billing.top_up(session, account.id, cents, now, "Credits added by an operator")
+    resumed = await renewals.resume_unpaid(session, account.id, now, terms)
+    if resumed:
+        balance = await AccountRepository(session).balance(account.id)
+    return CreditsAdded(balance, resumed)
 
 
 async def create_token(
@@ -83,6 +99,13 @@ async def account_summary(session: AsyncSession, account_id: int) -> AccountSumm
         raise NotFound("No such account.")
     ledger = await LedgerRepository(session).for_account(account_id, limit=20)
     return AccountSummary(account, ledger)
+
+
+async def ledger_page(
+    session: AsyncSession, account_id: int, offset: int, limit: int
+) -> tuple[int, list[CreditTransaction]]:
+    """The account's credit transactions, newest first, and how many there are in all."""
+    return await LedgerRepository(session).page(account_id, offset, limit)
 
 
 async def is_empty(session: AsyncSession) -> bool:

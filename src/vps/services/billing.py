@@ -99,3 +99,24 @@ def create_charge_reference(server_id: int) -> str:
 
 def create_refund_reference(server_id: int) -> str:
     return f"server:{server_id}:create-refund"
+
+
+def period_reference(server_id: int, period: int) -> str:
+    """The unique reference of a server's charge for its `period`-th billing period.
+
+    The first period is the create charge; each later one is charged once (by a renewal or
+    by a top-up that resumes the server), whatever the number of workers.
+    """
+    if period == 1:
+        return create_charge_reference(server_id)
+    return f"server:{server_id}:period:{period}"
+
+
+def delete_refund_reference(server_id: int) -> str:
+    return f"server:{server_id}:delete-refund"
+
+
+async def charged_for_period(session: AsyncSession, server_id: int, period: int) -> int:
+    """Cents the server's `period`-th period was charged (0 when it was not)."""
+    entry = await LedgerRepository(session).by_reference(period_reference(server_id, period))
+    return -entry.amount_cents if entry is not None and entry.amount_cents < 0 else 0

@@ -50,6 +50,10 @@ class RetryPolicy:
         )
 
 
+class LeaseLost(Exception):
+    """This worker no longer holds the server (or it changed status): stop working on it."""
+
+
 class AddressesUnavailable(Exception):
     """The location has no free address left: provisioning cannot succeed."""
 
@@ -99,10 +103,18 @@ async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | N
 
 
 async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: datetime) -> Job:
-    """Allocate the server's IPv4 and IPv6 addresses (once) before its machine is built."""
+    """Allocate the server's IPv4 and IPv6 addresses (once) before its machine is built.
+
+    Fenced like every other write: a worker that lost its lease, or whose server was deleted
+    meanwhile, allocates nothing (raises LeaseLost), so no address is held by a gone server.
+    The fenced update comes first, so it also locks the row until this transaction ends.
+    """
+    servers = ServerRepository(session)
+    if not await servers.fenced_update(job.server_id, owner, job.status.value, {}):
+        raise LeaseLost(job.server_id)
     addresses = AddressRepository(session)
     held = await addresses.held_by(job.server_id)
-    server = await ServerRepository(session).get(job.server_id)
+    server = await servers.get(job.server_id)
     assert server is not None
     for pool in await CatalogRepository(session).pools(server.location_id):
         if pool.family not in held:
@@ -234,3 +246,8 @@ async def servers_needing_usage(
     """Specs of servers whose usage sample is older than `every`, and whether each runs."""
     servers = await ServerRepository(session).needing_usage(now - every, limit)
     return [(machine_spec(s), ServerStatus(s.status) in RUNNING_STATUSES) for s in servers]
+
+
+async def orphan_machines(session: AsyncSession, machine_ids: list[int]) -> list[int]:
+    """Of these machines, the ones whose server is gone, failed, or unknown."""
+    return await ServerRepository(session).without_live_server(machine_ids)

@@ -11,6 +11,7 @@ from vps.db.models import Action, Location, OperatingSystem, Plan, Server
 from vps.db.repositories.catalog import CatalogRepository
 from vps.db.repositories.servers import ActionRepository, ServerRepository
 from vps.db.repositories.ssh_keys import SshKeyRepository
+from vps.domain.billing import PAYMENT_REQUIRED, BillingTerms, prorated_refund, unused_hours
 from vps.domain.errors import InvalidState, NotFound, Problems
 from vps.domain.states import (
     VISIBLE_STATUSES,
@@ -24,6 +25,11 @@ from vps.services import billing
 from vps.services.principal import Principal
 
 PROVISIONING_MESSAGE = "Server is being provisioned. This may take 2-5 minutes."
+# Statuses a delete refunds nothing in: `error` was refunded in full when the build failed,
+# and a `suspended` server's current period was never paid.
+_NOT_REFUNDED_ON_DELETE = frozenset({ServerStatus.ERROR, ServerStatus.SUSPENDED})
+# A delete that keeps losing its compare-and-set to other writers gives up after this many.
+_DELETE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -85,9 +91,16 @@ async def _new_action(
 
 
 async def create_server(
-    session: AsyncSession, principal: Principal, draft: ServerDraft, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    draft: ServerDraft,
+    now: datetime,
+    terms: BillingTerms = BillingTerms(),
 ) -> ActionResult:
-    """Create a server and charge its first month, atomically; the worker builds it."""
+    """Create a server and charge its first billing period, atomically; the worker builds it.
+
+    The period runs from now for `terms.period`; the worker charges the next one when it ends.
+    """
     principal.require_write()
     problems = Problems()
     _check_names(problems, draft.name, draft.hostname)
@@ -127,6 +140,10 @@ async def create_server(
             updated_at=now,
             attempts=0,
             version=1,
+            paid_from=now,
+            paid_until=now + terms.period,
+            billing_period=1,
+            power_off_pending=False,
         )
     )
     price = billing.monthly_price(plan, draft.backups_enabled)
@@ -214,30 +231,19 @@ async def update_server(
 async def delete_server(
     session: AsyncSession, principal: Principal, server_id: int, now: datetime
 ) -> Action:
-    """Hide the server at once and leave the machine's destruction to a worker.
+    """Hide the server at once and leave the machine's destruction to a worker, refunding the
+    whole unused hours of its current billing period in the same transaction.
 
     Accepted in any visible status: a delete that lands during provisioning makes the
     provisioning worker's final write fail (it expects `provisioning`), and the next worker
-    destroys whatever machine was built.
+    destroys whatever machine was built. The delete is a compare-and-set on the version it
+    read, so the refund is computed from the period and status that were current when the
+    server went: a renewal, a failed build's refund or a suspension that commits in between
+    makes it read the server again.
     """
     principal.require_write()
-    repository = ServerRepository(session)
-    server = await repository.get_visible(principal.account_id, server_id)
-    if server is None:
-        raise _not_found(server_id)
-    changed = await repository.update_visible(
-        principal.account_id,
-        server_id,
-        {
-            "status": ServerStatus.DELETING.value,
-            "deleted_at": now,
-            "updated_at": now,
-            "attempts": 0,
-            "retry_at": None,
-        },
-    )
-    if not changed:
-        raise _not_found(server_id)
+    server = await _mark_deleting(ServerRepository(session), principal, server_id, now)
+    await _refund_unused_hours(session, server, now)
     actions = ActionRepository(session)
     await actions.finish_running(
         server_id,
@@ -247,6 +253,50 @@ async def delete_server(
         error_message="The server was deleted before this action finished.",
     )
     return await _new_action(session, server, ActionKind.DELETE, now)
+
+
+async def _mark_deleting(
+    repository: ServerRepository, principal: Principal, server_id: int, now: datetime
+) -> Server:
+    """Move the server to `deleting`; returns it as it was just before."""
+    status = ""
+    for _ in range(_DELETE_ATTEMPTS):
+        server = await repository.get_visible(principal.account_id, server_id)
+        if server is None:
+            raise _not_found(server_id)
+        if await repository.update_visible_at_version(
+            principal.account_id,
+            server_id,
+            server.version,
+            {
+                "status": ServerStatus.DELETING.value,
+                "deleted_at": now,
+                "updated_at": now,
+                "attempts": 0,
+                "retry_at": None,
+            },
+        ):
+            return server
+        status = server.status
+    raise InvalidState("The server changed state; try again.", status)
+
+
+async def _refund_unused_hours(session: AsyncSession, server: Server, now: datetime) -> None:
+    """Refund, once, the whole unused hours of the period a deleted server had paid for."""
+    if ServerStatus(server.status) in _NOT_REFUNDED_ON_DELETE:
+        return
+    charged = await billing.charged_for_period(session, server.id, server.billing_period)
+    cents = prorated_refund(charged, server.paid_from, server.paid_until, now)
+    hours = unused_hours(server.paid_from, server.paid_until, now)
+    await billing.refund_once(
+        session,
+        server.account_id,
+        cents,
+        now,
+        server_id=server.id,
+        reference=billing.delete_refund_reference(server.id),
+        description=f"Refund: {hours} unused hours of server {server.id}, deleted",
+    )
 
 
 async def power_action(
@@ -261,7 +311,9 @@ async def power_action(
     server = await repository.get_visible(principal.account_id, server_id)
     if server is None:
         raise _not_found(server_id)
-    transition = plan_power_action(kind, ServerStatus(server.status))
+    transition = plan_power_action(
+        kind, ServerStatus(server.status), unpaid=server.error_code == PAYMENT_REQUIRED
+    )
     won = await repository.update_visible(
         principal.account_id,
         server_id,
@@ -273,7 +325,9 @@ async def power_action(
         current = await repository.get_visible(principal.account_id, server_id)
         if current is None:
             raise _not_found(server_id)
-        plan_power_action(kind, ServerStatus(current.status))
+        plan_power_action(
+            kind, ServerStatus(current.status), unpaid=current.error_code == PAYMENT_REQUIRED
+        )
         raise InvalidState("The server changed state; try again.", current.status)
     action = await _new_action(session, server, kind, now)
     refreshed = await get_server(session, principal, server_id)

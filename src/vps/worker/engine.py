@@ -19,16 +19,24 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vps.db.engine import Database
 from vps.db.types import utcnow
+from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
-from vps.services import lifecycle
-from vps.services.lifecycle import AddressesUnavailable, Job, RetryPolicy
+from vps.services import lifecycle, renewals
+from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
 
 log = logging.getLogger("vps.worker")
+
+# How often a worker looks for paid periods that ended (at most; see runtime.worker_config).
+BILLING_SWEEP_SECONDS = 60.0
+# Servers renewed per query, and rounds per sweep (a server many periods behind is renewed
+# one period per round).
+_BILLING_BATCH = 500
+_BILLING_ROUNDS = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +45,9 @@ class WorkerConfig:
     poll_seconds: float = 1.0
     lease_seconds: float = 15.0
     usage_sample_seconds: float = 10.0
+    orphan_sweep_seconds: float = 60.0
+    billing: BillingTerms = field(default_factory=BillingTerms)
+    billing_sweep_seconds: float = BILLING_SWEEP_SECONDS
     retry: RetryPolicy = field(
         default_factory=lambda: RetryPolicy(max_attempts=5, base_seconds=1.0, max_seconds=60.0)
     )
@@ -64,6 +75,8 @@ class Worker:
         self._stopping = asyncio.Event()
         self._jobs: set[asyncio.Task[None]] = set()
         self._last_usage_sweep = 0.0
+        self._last_billing_sweep = 0.0
+        self._last_orphan_sweep = 0.0
 
     @property
     def lease(self) -> timedelta:
@@ -86,6 +99,12 @@ class Worker:
                 if loop.time() - self._last_usage_sweep >= self.config.usage_sample_seconds:
                     self._last_usage_sweep = loop.time()
                     await self._sample_usage()
+                if loop.time() - self._last_billing_sweep >= self.config.billing_sweep_seconds:
+                    self._last_billing_sweep = loop.time()
+                    await self.billing_step()
+                if loop.time() - self._last_orphan_sweep >= self.config.orphan_sweep_seconds:
+                    self._last_orphan_sweep = loop.time()
+                    await self.sweep_orphans()
             except (OperationalError, DBAPIError, OSError) as error:
                 # The database went away: keep going, the next tick reconnects.
                 log.warning("worker tick failed, will retry: %s", error.__class__.__name__)
@@ -167,6 +186,9 @@ class Worker:
                         session, job, self.worker_id, self.clock()
                     )
             usage = await self._call_driver(job)
+        except LeaseLost:
+            log.info("server %s is no longer ours; leaving it", job.server_id)
+            return
         except AddressesUnavailable as error:
             await self._fail(job, "no_addresses", str(error))
             return
@@ -198,6 +220,12 @@ class Worker:
                 await lifecycle.release(session, job.server_id, self.worker_id)
 
     async def _fail(self, job: Job, code: str, message: str) -> None:
+        if job.status is ServerStatus.PROVISIONING:
+            # A build that gave up may still have made a machine (a lost response, say):
+            # destroy it before the server is marked failed and its addresses released.
+            # Should this fail too, the orphan sweep destroys it later.
+            with contextlib.suppress(DriverError):
+                await self.driver.delete(job.server_id)
         async with self.database.write() as session:
             await lifecycle.fail(session, job, self.worker_id, self.clock(), code, message)
 
@@ -234,3 +262,109 @@ class Worker:
         async with self.database.write() as session:
             for server_id, usage in samples:
                 await lifecycle.record_usage(session, server_id, usage, now)
+
+    async def sweep_orphans(self) -> list[int]:
+        """Destroy machines whose server is gone, failed or unknown; returns their ids.
+
+        Fencing stops a stale worker's database writes, not its driver calls: a worker that
+        lost its lease while building can still finish building after the server was deleted.
+        This level-based sweep (as Nova's cleanup of running deleted instances) removes such
+        machines, and those of builds whose cleanup failed.
+        """
+        try:
+            machines = await self.driver.list_machines()
+        except DriverError as error:
+            log.warning("could not list machines: %s", error)
+            return []
+        async with self.database.read() as session:
+            orphans = await lifecycle.orphan_machines(session, machines)
+        for server_id in orphans:
+            log.warning("destroying orphan machine of server %s", server_id)
+            with contextlib.suppress(DriverError):
+                await self.driver.delete(server_id)
+        return orphans
+
+    async def billing_step(self) -> None:
+        """One billing sweep: charge every paid period that ended (suspending servers whose
+        account cannot pay), resume suspended servers whose account can pay again (a top-up
+        does this at once; this catches a refund, or a top-up that raced a suspension), and
+        start powering off suspended machines (as jobs: `run_until_idle` waits for them).
+
+        Run every `billing_sweep_seconds` by `run`; safe in any number of workers at once.
+        """
+        now, terms = self.clock(), self.config.billing
+        for _ in range(_BILLING_ROUNDS):
+            async with self.database.read() as session:
+                due = await renewals.due_for_renewal(session, now, _BILLING_BATCH)
+            progressed = False
+            for server_id in due:
+                try:
+                    async with self.database.write() as session:
+                        outcome = await renewals.renew(session, server_id, now, terms)
+                except IntegrityError:
+                    # A ledger reference that exists already: never charge it twice.
+                    log.exception("renewal of server %s refused by the ledger", server_id)
+                    continue
+                if outcome is not renewals.Renewal.SKIPPED:
+                    log.info("server %s: %s", server_id, outcome.value)
+                progressed |= outcome is renewals.Renewal.RENEWED
+            if not progressed:
+                break
+        async with self.database.read() as session:
+            accounts = await renewals.accounts_with_unpaid_servers(session, _BILLING_BATCH)
+        for account_id in accounts:
+            async with self.database.write() as session:
+                resumed = await renewals.resume_unpaid(session, account_id, now, terms)
+            if resumed:
+                log.info("resumed servers %s of account %s", resumed, account_id)
+        await self._start_power_offs()
+
+    async def _start_power_offs(self) -> None:
+        free = self.config.concurrency - len(self._jobs)
+        if free <= 0:
+            return
+        now = self.clock()
+        async with self.database.write() as session:
+            claimed = await renewals.claim_power_offs(
+                session, self.worker_id, now, self.lease, free
+            )
+        for server_id in claimed:
+            task = asyncio.create_task(self._power_off(server_id))
+            self._jobs.add(task)
+            task.add_done_callback(self._job_done)
+
+    async def _power_off(self, server_id: int) -> None:
+        """Stop a suspended server's machine, holding its lease (a resume's start waits)."""
+        heartbeat = asyncio.create_task(self._heartbeat(server_id))
+        try:
+            try:
+                await self.driver.stop(server_id)
+            except PermanentDriverError as error:
+                # The machine cannot be stopped as asked (it is gone): nothing is left running.
+                log.warning("power-off of suspended server %s: %s", server_id, error)
+            except DriverError as error:
+                log.warning(
+                    "power-off of suspended server %s failed, will retry: %s", server_id, error
+                )
+                async with self.database.write() as session:
+                    await renewals.power_off_later(
+                        session,
+                        server_id,
+                        self.worker_id,
+                        self.clock() + self.config.retry.delay(1),
+                    )
+                return
+            async with self.database.write() as session:
+                done = await renewals.powered_off(session, server_id, self.worker_id)
+            if not done:
+                async with self.database.write() as session:
+                    await lifecycle.release(session, server_id, self.worker_id)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # The lease will expire and the next sweep tries again.
+            log.exception("power-off of suspended server %s failed unexpectedly", server_id)
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat

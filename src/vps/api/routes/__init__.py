@@ -1,5 +1,5 @@
 """The API's routers, in the order they are mounted."""
 
-from vps.api.routes import catalog, servers
+from vps.api.routes import actions, catalog, servers
 
-ROUTERS = (servers.router, catalog.router)
+ROUTERS = (servers.router, actions.router, catalog.router)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 
 from vps.api.deps import ReadContext, StateDep, WriteContext
-from vps.api.presenters import account_out, page_links, plan_out, ssh_key_out
+from vps.api.presenters import account_out, ledger_entry_out, page_links, plan_out, ssh_key_out
 from vps.api.routes.common import PageParam, PageSizeParam, errors, existing_id, page_window
 from vps.api.schemas import (
     AccountOut,
     CreateSshKeyIn,
+    LedgerEntryOut,
     LocationOut,
     OsSummary,
     Page,
@@ -103,3 +104,32 @@ async def delete_ssh_key(key_id: int, ctx: WriteContext) -> Response:
 @router.get("/account/", response_model=AccountOut, responses=errors(401), tags=["account"])
 async def get_account(ctx: ReadContext) -> AccountOut:
     return account_out(await accounts.account_summary(ctx.session, ctx.principal.account_id))
+
+
+@router.get(
+    "/account/transactions/",
+    response_model=Page[LedgerEntryOut],
+    responses=errors(400, 401),
+    tags=["account"],
+)
+async def list_transactions(
+    request: Request,
+    ctx: ReadContext,
+    state: StateDep,
+    page: PageParam = 1,
+    page_size: PageSizeParam = None,
+) -> Page[LedgerEntryOut]:
+    """The account's credits ledger, newest first: top-ups, charges (negative) and refunds."""
+    offset, limit = page_window(
+        page, page_size, state.settings.page_size_default, state.settings.page_size_max
+    )
+    total, entries = await accounts.ledger_page(
+        ctx.session, ctx.principal.account_id, offset, limit
+    )
+    following, preceding = page_links(request, state.settings.public_url, page, limit, total)
+    return Page[LedgerEntryOut](
+        count=total,
+        next=following,
+        previous=preceding,
+        results=[ledger_entry_out(e) for e in entries],
+    )

@@ -27,6 +27,7 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 
 
 ServerId = Annotated[int, Path(description="The server's unique ID", examples=[12345])]
+ActionId = Annotated[int, Path(description="The action's unique ID", examples=[678])]
 PageParam = Annotated[int, Query(description="Page number, from 1")]
 PageSizeParam = Annotated[int | None, Query(description="Results per page (default 50, max 100)")]
 

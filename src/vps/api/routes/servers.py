@@ -60,7 +60,7 @@ async def list_servers(
 @router.post(
     "/", status_code=201, response_model=ServerCreated, responses=errors(400, 401, 402, 403)
 )
-async def create_server(body: CreateServerIn, ctx: WriteContext) -> ServerCreated:
+async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep) -> ServerCreated:
     """Create a server; its first month is charged now, and it is built asynchronously."""
     draft = ServerDraft(
         name=body.name,
@@ -71,7 +71,9 @@ async def create_server(body: CreateServerIn, ctx: WriteContext) -> ServerCreate
         ssh_key_id=body.ssh_key_id,
         backups_enabled=body.backups_enabled,
     )
-    result = await servers.create_server(ctx.session, ctx.principal, draft, ctx.now)
+    result = await servers.create_server(
+        ctx.session, ctx.principal, draft, ctx.now, terms=state.billing_terms
+    )
     return ServerCreated(
         **server_out(result.server).model_dump(),
         message=result.message,
@@ -118,11 +120,18 @@ async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteCont
     responses=errors(400, 401, 403, 404),
 )
 async def delete_server(server_id: ServerId, ctx: WriteContext) -> Response:
-    """Delete the server: it is gone (404) at once; its machine is destroyed asynchronously."""
-    await servers.delete_server(
+    """Delete the server: it is gone (404) at once; its machine is destroyed asynchronously.
+
+    The delete's action can be followed at the URL in the `Location` header
+    (`/api/v1/actions/{id}/`), whose id is also in `X-Action-Id`.
+    """
+    action = await servers.delete_server(
         ctx.session, ctx.principal, existing_id(server_id, "server"), ctx.now
     )
-    return Response(status_code=204)
+    return Response(
+        status_code=204,
+        headers={"Location": f"/api/v1/actions/{action.id}/", "X-Action-Id": str(action.id)},
+    )
 
 
 def _power_response(result: ActionResult) -> PowerActionOut:

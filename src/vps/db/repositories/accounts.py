@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Account, ApiToken, CreditTransaction
@@ -87,6 +87,26 @@ class LedgerRepository:
             .limit(limit)
         )
         return list(result.scalars())
+
+    async def page(
+        self, account_id: int, offset: int, limit: int
+    ) -> tuple[int, list[CreditTransaction]]:
+        """The account's ledger, newest first. By id: within one account ids follow commit
+        order, because each balance change updates (locks) the account row before it inserts
+        its entry."""
+        total = await self.session.scalar(
+            select(func.count())
+            .select_from(CreditTransaction)
+            .where(CreditTransaction.account_id == account_id)
+        )
+        result = await self.session.execute(
+            select(CreditTransaction)
+            .where(CreditTransaction.account_id == account_id)
+            .order_by(CreditTransaction.id.desc())
+            .offset(offset)
+            .limit(limit)
+        )
+        return int(total or 0), list(result.scalars())
 
 
 class TokenRepository:

@@ -79,6 +79,18 @@ class ServerRepository:
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
+    async def update_visible_at_version(
+        self, account_id: int, server_id: int, version: int, values: dict[str, Any]
+    ) -> bool:
+        """Update a visible server only if nobody wrote it since it was read at `version`."""
+        result = await self.session.execute(
+            update(Server)
+            .where(Server.id == server_id, _visible(account_id), Server.version == version)
+            .values(version=Server.version + 1, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return bool(result.rowcount)  # type: ignore[attr-defined]
+
     # Worker side ------------------------------------------------------------------------
 
     async def claimable(self, statuses: Sequence[str], now: datetime, limit: int) -> list[int]:
@@ -167,6 +179,29 @@ class ServerRepository:
         result = await self.session.execute(query)
         return list(result.unique().scalars())
 
+    async def is_visible(self, account_id: int, server_id: int) -> bool:
+        """Whether the account owns this server and it is not deleted (no row is loaded)."""
+        if not storable_id(server_id):
+            return False
+        result = await self.session.execute(
+            select(Server.id).where(Server.id == server_id, _visible(account_id))
+        )
+        return result.first() is not None
+
+    async def without_live_server(self, server_ids: Sequence[int]) -> list[int]:
+        """The ids among `server_ids` with no server, or a server deleted or in error."""
+        candidates = [sid for sid in server_ids if storable_id(sid)]
+        if not candidates:
+            return list(server_ids)
+        result = await self.session.execute(
+            select(Server.id).where(
+                Server.id.in_(candidates),
+                Server.status.not_in([ServerStatus.DELETED.value, ServerStatus.ERROR.value]),
+            )
+        )
+        live = set(result.scalars())
+        return [sid for sid in server_ids if sid not in live]
+
     async def location(self, location_id: int) -> Location:
         location = await self.session.get(Location, location_id)
         assert location is not None
@@ -181,6 +216,32 @@ class ActionRepository:
         self.session.add(action)
         await self.session.flush()
         return action
+
+    async def get_owned(self, account_id: int, action_id: int) -> Action | None:
+        """An action of the account's, whatever became of its server (a delete's action
+        stays readable after the server is gone)."""
+        if not storable_id(action_id):
+            return None
+        result = await self.session.execute(
+            select(Action).where(Action.id == action_id, Action.account_id == account_id)
+        )
+        return result.scalar_one_or_none()
+
+    async def page_for_server(
+        self, server_id: int, offset: int, limit: int
+    ) -> tuple[int, list[Action]]:
+        """A server's actions, oldest first. The caller checks that the server is visible."""
+        total = await self.session.scalar(
+            select(func.count()).select_from(Action).where(Action.server_id == server_id)
+        )
+        result = await self.session.execute(
+            select(Action)
+            .where(Action.server_id == server_id)
+            .order_by(Action.id)
+            .offset(offset)
+            .limit(limit)
+        )
+        return int(total or 0), list(result.scalars())
 
     async def running_for(self, server_id: int) -> Action | None:
         result = await self.session.execute(

@@ -1,0 +1,58 @@
+"""Actions: each create, start, stop, reboot and delete of a server, and how it went."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from vps.api.deps import ReadContext, StateDep
+from vps.api.presenters import action_out, page_links
+from vps.api.routes.common import (
+    ActionId,
+    PageParam,
+    PageSizeParam,
+    ServerId,
+    errors,
+    existing_id,
+    page_window,
+)
+from vps.api.schemas import ActionOut, Page
+from vps.services import actions
+
+router = APIRouter(prefix="/api/v1", tags=["actions"])
+
+
+@router.get(
+    "/servers/{server_id}/actions/",
+    response_model=Page[ActionOut],
+    responses=errors(400, 401, 404),
+)
+async def list_server_actions(
+    request: Request,
+    server_id: ServerId,
+    ctx: ReadContext,
+    state: StateDep,
+    page: PageParam = 1,
+    page_size: PageSizeParam = None,
+) -> Page[ActionOut]:
+    """The server's actions, oldest first. `404` once the server is deleted, as for the server
+    itself; its actions can still be read one by one at `/actions/{action_id}/`."""
+    offset, limit = page_window(
+        page, page_size, state.settings.page_size_default, state.settings.page_size_max
+    )
+    result = await actions.list_server_actions(
+        ctx.session, ctx.principal, existing_id(server_id, "server"), offset, limit
+    )
+    following, preceding = page_links(request, state.settings.public_url, page, limit, result.total)
+    return Page[ActionOut](
+        count=result.total,
+        next=following,
+        previous=preceding,
+        results=[action_out(a) for a in result.actions],
+    )
+
+
+@router.get("/actions/{action_id}/", response_model=ActionOut, responses=errors(400, 401, 404))
+async def get_action(action_id: ActionId, ctx: ReadContext) -> ActionOut:
+    """One action, also after its server was deleted: a delete's progress can be followed."""
+    action = await actions.get_action(ctx.session, ctx.principal, existing_id(action_id, "action"))
+    return action_out(action)
