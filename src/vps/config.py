@@ -90,6 +90,12 @@ class Settings(BaseSettings):
     worker_retry_max_seconds: float = Field(
         default=60.0, gt=0, description="Cap on the retry delay."
     )
+    build_timeout_seconds: float = Field(
+        default=900.0,
+        gt=0,
+        description="A build still unfinished this long after the create fails with "
+        "`build_timeout` and is refunded.",
+    )
     worker_orphan_sweep_seconds: float = Field(
         default=60.0,
         gt=0,

@@ -45,6 +45,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         lease_seconds=settings.worker_lease_seconds,
         usage_sample_seconds=settings.usage_sample_seconds,
         orphan_sweep_seconds=settings.worker_orphan_sweep_seconds,
+        build_timeout_seconds=settings.build_timeout_seconds,
         billing=terms,
         # Often enough that a renewal is never late by more than a tenth of a period.
         billing_sweep_seconds=min(BILLING_SWEEP_SECONDS, terms.period.total_seconds() / 10),

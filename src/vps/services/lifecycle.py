@@ -36,6 +36,7 @@ class Job:
     status: ServerStatus
     attempts: int
     spec: MachineSpec
+    created_at: datetime
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,14 @@ async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | N
     status = ServerStatus(server.status)
     if status not in TRANSITIONAL_STATUSES:
         return None
-    return Job(server.id, server.account_id, status, server.attempts, machine_spec(server))
+    return Job(
+        server.id,
+        server.account_id,
+        status,
+        server.attempts,
+        machine_spec(server),
+        server.created_at,
+    )
 
 
 async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: datetime) -> Job:

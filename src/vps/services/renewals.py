@@ -130,6 +130,8 @@ async def resume_unpaid(
         except InsufficientCredits:
             continue
         resumed.append(server.id)
+    if resumed:
+        await ServerRepository(session).announce_work()
     return resumed
 
 

@@ -159,6 +159,7 @@ async def create_server(
     )
     server.plan, server.os, server.location, server.usage = plan, system, location, None
     action = await _new_action(session, server, ActionKind.CREATE, now)
+    await ServerRepository(session).announce_work()
     return ActionResult(server, action, PROVISIONING_MESSAGE)
 
 
@@ -252,6 +253,7 @@ async def delete_server(
         error_code="server_deleted",
         error_message="The server was deleted before this action finished.",
     )
+    await ServerRepository(session).announce_work()
     return await _new_action(session, server, ActionKind.DELETE, now)
 
 
@@ -330,5 +332,6 @@ async def power_action(
         )
         raise InvalidState("The server changed state; try again.", current.status)
     action = await _new_action(session, server, kind, now)
+    await repository.announce_work()
     refreshed = await get_server(session, principal, server_id)
     return ActionResult(refreshed, action, transition.message)

@@ -18,10 +18,12 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vps.db.engine import Database
+from vps.db.repositories.servers import WORK_CHANNEL
 from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
@@ -30,6 +32,13 @@ from vps.services import lifecycle, renewals
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
 
 log = logging.getLogger("vps.worker")
+
+
+class BuildTimedOut(PermanentDriverError):
+    """A build ran past the build timeout: it fails (and is refunded) like a permanent error."""
+
+    code = "build_timeout"
+
 
 # How often a worker looks for paid periods that ended (at most; see runtime.worker_config).
 BILLING_SWEEP_SECONDS = 60.0
@@ -46,6 +55,7 @@ class WorkerConfig:
     lease_seconds: float = 15.0
     usage_sample_seconds: float = 10.0
     orphan_sweep_seconds: float = 60.0
+    build_timeout_seconds: float = 900.0
     billing: BillingTerms = field(default_factory=BillingTerms)
     billing_sweep_seconds: float = BILLING_SWEEP_SECONDS
     retry: RetryPolicy = field(
@@ -93,6 +103,9 @@ class Worker:
     async def run(self) -> None:
         log.info("worker %s started", self.worker_id)
         loop = asyncio.get_running_loop()
+        listener = (
+            asyncio.create_task(self._listen()) if self.database.dialect == "postgresql" else None
+        )
         while not self._stopping.is_set():
             try:
                 await self._tick()
@@ -111,10 +124,47 @@ class Worker:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.config.poll_seconds)
             self._wake.clear()
+        if listener is not None:
+            listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await listener
         for task in list(self._jobs):
             task.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         log.info("worker %s stopped", self.worker_id)
+
+    async def _listen(self) -> None:
+        """LISTEN for new work on PostgreSQL, so an idle worker starts within milliseconds
+        instead of at its next poll; reconnects when the connection is lost."""
+        while not self._stopping.is_set():
+            lost = asyncio.Event()
+            try:
+                async with self.database.engine.connect() as connection:
+                    raw = await connection.get_raw_connection()
+                    driver_connection: Any = raw.driver_connection
+
+                    def on_work(*_args: Any) -> None:
+                        self._wake.set()
+
+                    def on_lost(*_args: Any, lost: asyncio.Event = lost) -> None:
+                        lost.set()
+
+                    await driver_connection.add_listener(WORK_CHANNEL, on_work)
+                    driver_connection.add_termination_listener(on_lost)
+                    self._wake.set()  # anything announced while we were not listening
+                    stopping = asyncio.create_task(self._stopping.wait())
+                    dropped = asyncio.create_task(lost.wait())
+                    await asyncio.wait({stopping, dropped}, return_when=asyncio.FIRST_COMPLETED)
+                    stopping.cancel()
+                    dropped.cancel()
+                    # The connection goes back to the pool: leave it as we found it.
+                    with contextlib.suppress(Exception):
+                        driver_connection.remove_termination_listener(on_lost)
+                        await driver_connection.remove_listener(WORK_CHANNEL, on_work)
+            except (OperationalError, DBAPIError, OSError) as error:
+                log.warning("work listener lost its connection: %s", type(error).__name__)
+            if not self._stopping.is_set():
+                await asyncio.sleep(self.config.poll_seconds)
 
     async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
         """Process work until none is left (for tests and one-shot runs)."""
@@ -232,7 +282,16 @@ class Worker:
     async def _call_driver(self, job: Job) -> ResourceUsage | None:
         driver, server_id = self.driver, job.server_id
         if job.status is ServerStatus.PROVISIONING:
-            await driver.create(job.spec)
+            deadline = job.created_at + timedelta(seconds=self.config.build_timeout_seconds)
+            remaining = (deadline - self.clock()).total_seconds()
+            try:
+                if remaining <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(driver.create(job.spec), remaining)
+            except TimeoutError:
+                raise BuildTimedOut(
+                    f"the build did not finish within {self.config.build_timeout_seconds:g} s"
+                ) from None
             return await driver.usage(job.spec, running=True)
         if job.status is ServerStatus.STARTING:
             await driver.start(server_id)

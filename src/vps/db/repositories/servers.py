@@ -11,6 +11,9 @@ from vps.db.models import Action, Location, Server, ServerUsage
 from vps.db.types import storable_id
 from vps.domain.states import ActionStatus, ServerStatus
 
+# The PostgreSQL notification channel on which new work is announced to workers.
+WORK_CHANNEL = "vps_work"
+
 
 def _visible(account_id: int) -> Any:
     return and_(Server.account_id == account_id, Server.deleted_at.is_(None))
@@ -90,6 +93,12 @@ class ServerRepository:
             .execution_options(synchronize_session=False)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
+
+    async def announce_work(self) -> None:
+        """Wake listening workers when this transaction commits (PostgreSQL NOTIFY; a no-op
+        on SQLite, where workers poll and an embedded worker is woken in process)."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await self.session.execute(select(func.pg_notify(WORK_CHANNEL, "")))
 
     # Worker side ------------------------------------------------------------------------
 
