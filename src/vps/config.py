@@ -73,7 +73,10 @@ class Settings(BaseSettings):
         default=16, ge=1, description="Servers one worker drives at the same time."
     )
     worker_poll_seconds: float = Field(
-        default=1.0, gt=0, description="How often an idle worker looks for work."
+        default=0.5,
+        gt=0,
+        description="How often an idle worker looks for work (on PostgreSQL it is also woken "
+        "by NOTIFY).",
     )
     worker_lease_seconds: float = Field(
         default=15.0,

@@ -51,7 +51,7 @@ _BILLING_ROUNDS = 10
 @dataclass(frozen=True)
 class WorkerConfig:
     concurrency: int = 16
-    poll_seconds: float = 1.0
+    poll_seconds: float = 0.5
     lease_seconds: float = 15.0
     usage_sample_seconds: float = 10.0
     orphan_sweep_seconds: float = 60.0
