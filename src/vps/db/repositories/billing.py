@@ -9,17 +9,32 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import and_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Account, Server
+from vps.db.repositories.servers import ServerRepository
 from vps.domain.billing import PAYMENT_REQUIRED
 from vps.domain.states import RESUMED_STATUS, ServerStatus
 
 
 def _values(statuses: Collection[ServerStatus]) -> list[str]:
     return [status.value for status in statuses]
+
+
+def _period_due(
+    server_id: int, period: int, statuses: Collection[ServerStatus], now: datetime
+) -> Any:
+    """The server is still in period `period`, which has ended, and in one of `statuses`."""
+    return and_(
+        Server.id == server_id,
+        Server.billing_period == period,
+        Server.deleted_at.is_(None),
+        Server.status.in_(_values(statuses)),
+        Server.paid_until <= now,
+    )
 
 
 class BillingRepository:
@@ -54,13 +69,7 @@ class BillingRepository:
         already did (or the server left `statuses`, or was deleted)."""
         result = await self.session.execute(
             update(Server)
-            .where(
-                Server.id == server_id,
-                Server.billing_period == period,
-                Server.deleted_at.is_(None),
-                Server.status.in_(_values(statuses)),
-                Server.paid_until <= now,
-            )
+            .where(_period_due(server_id, period, statuses, now))
             .values(
                 paid_from=paid_from,
                 paid_until=paid_until,
@@ -83,13 +92,7 @@ class BillingRepository:
         afterwards by a worker (`power_off_pending`)."""
         result = await self.session.execute(
             update(Server)
-            .where(
-                Server.id == server_id,
-                Server.billing_period == period,
-                Server.deleted_at.is_(None),
-                Server.status.in_(_values(statuses)),
-                Server.paid_until <= now,
-            )
+            .where(_period_due(server_id, period, statuses, now))
             .values(
                 status=ServerStatus.SUSPENDED.value,
                 error_code=PAYMENT_REQUIRED,
@@ -175,21 +178,14 @@ class BillingRepository:
 
     async def power_off_candidates(self, now: datetime, limit: int) -> list[int]:
         """Suspended servers whose machine may still run, with no live lease."""
-        query = (
-            select(Server.id)
-            .where(
+        return await ServerRepository(self.session).free_of_lease(
+            and_(
                 Server.status == ServerStatus.SUSPENDED.value,
                 Server.power_off_pending.is_(True),
-                or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
-                or_(Server.retry_at.is_(None), Server.retry_at <= now),
-            )
-            .order_by(Server.id)
-            .limit(limit)
+            ),
+            now,
+            limit,
         )
-        if self.session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        result = await self.session.execute(query)
-        return list(result.scalars())
 
     async def powered_off(self, server_id: int, owner: str) -> bool:
         """Record, as the lease holder, that a suspended server's machine is off; False when

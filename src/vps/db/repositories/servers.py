@@ -103,10 +103,15 @@ class ServerRepository:
     # Worker side ------------------------------------------------------------------------
 
     async def claimable(self, statuses: Sequence[str], now: datetime, limit: int) -> list[int]:
+        return await self.free_of_lease(Server.status.in_(statuses), now, limit)
+
+    async def free_of_lease(self, condition: Any, now: datetime, limit: int) -> list[int]:
+        """Ids of servers matching `condition` whose lease is free and whose retry time has
+        come, oldest first (locked, skipping rows another worker locked, on PostgreSQL)."""
         query = (
             select(Server.id)
             .where(
-                Server.status.in_(statuses),
+                condition,
                 or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
                 or_(Server.retry_at.is_(None), Server.retry_at <= now),
             )
