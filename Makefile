@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint pytest chaos clean
+.PHONY: help run test lint pytest chaos bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ test: lint pytest ## Set up and run every check
 
 chaos: $(VENV)/.dev ## Kill workers at random under load and check every promise (see bench/chaos.py)
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
+
+bench: $(VENV)/.dev ## Drive the real service with wrk; req/s, latency, CPU per request (bench/run.py)
+	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
+	$(BIN)/python bench/run.py $(BENCH_ARGS)
 
 clean: ## Remove the virtualenv and caches
 	rm -rf $(VENV) .mypy_cache .ruff_cache build src/*.egg-info

@@ -1,0 +1,3 @@
+-- Scenario "list" (see common.lua).
+local common = dofile(os.getenv("VPS_BENCH_LUA") .. "/common.lua")
+request = common.list

@@ -1,0 +1,3 @@
+-- Scenario "reboot" (see common.lua).
+local common = dofile(os.getenv("VPS_BENCH_LUA") .. "/common.lua")
+request = common.reboot
