@@ -29,7 +29,6 @@ import json
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,10 +40,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from support import admin_sql, free_port
 
 from vps.config import Settings
 from vps.db.engine import Database
@@ -103,22 +102,6 @@ class Cluster:
                 process.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 process.kill()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _admin(url: str, sql: str) -> None:
-    admin = make_url(url).set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 def wait_for_api(base: str, deadline: float) -> None:
@@ -294,7 +277,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     drop_database = None
     if args.postgres:
         name = f"vps_chaos_{uuid.uuid4().hex[:10]}"
-        await _admin(args.postgres, f'CREATE DATABASE "{name}"')
+        await admin_sql(args.postgres, f'CREATE DATABASE "{name}"')
         url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
         drop_database = f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
     else:
@@ -356,7 +339,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         cluster.stop()
         await database.dispose()
         if drop_database and args.postgres:
-            await _admin(args.postgres, drop_database)
+            await admin_sql(args.postgres, drop_database)
     server_errors = {k: v for k, v in answers.items() if k.split()[-1].startswith("5")}
     report["violations"]["server_errors"] = {
         k: v for k, v in server_errors.items() if not k.endswith(" 503")

@@ -24,7 +24,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -34,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 from sqlalchemy.engine import make_url
+from support import admin_sql, free_port
 
 BENCH = Path(__file__).resolve().parent
 LUA = BENCH / "lua"
@@ -53,22 +52,6 @@ SCENARIOS = {
 }
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 TRANSITIONAL = ("provisioning", "rebooting", "starting", "stopping")  # deleting: 404
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-async def _admin(url: str, sql: str) -> None:
-    admin = make_url(url).set(drivername="postgresql", database="postgres")
-    connection = await asyncpg.connect(admin.render_as_string(hide_password=False))
-    try:
-        await connection.execute(sql)
-    finally:
-        await connection.close()
 
 
 def vps_command() -> list[str]:
@@ -308,7 +291,7 @@ async def prepare_database(args: argparse.Namespace, workdir: Path) -> tuple[str
     if not args.postgres:
         return f"sqlite:///{workdir / 'vps.db'}", None
     name = f"vps_bench_{uuid.uuid4().hex[:10]}"
-    await _admin(args.postgres, f'CREATE DATABASE "{name}"')
+    await admin_sql(args.postgres, f'CREATE DATABASE "{name}"')
     url = make_url(args.postgres).set(database=name).render_as_string(hide_password=False)
     return url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'
 
@@ -372,7 +355,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     finally:
         service.stop()
         if drop_database and args.postgres:
-            asyncio.run(_admin(args.postgres, drop_database))
+            asyncio.run(admin_sql(args.postgres, drop_database))
         shutil.rmtree(workdir, ignore_errors=True)
     return report
 
