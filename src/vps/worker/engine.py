@@ -18,18 +18,17 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 
 from vps.db.engine import Database
-from vps.db.repositories.servers import WORK_CHANNEL
 from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
 from vps.services import lifecycle, renewals
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
+from vps.worker.notify import listen_for_work
 
 log = logging.getLogger("vps.worker")
 
@@ -104,7 +103,11 @@ class Worker:
         log.info("worker %s started", self.worker_id)
         loop = asyncio.get_running_loop()
         listener = (
-            asyncio.create_task(self._listen()) if self.database.dialect == "postgresql" else None
+            asyncio.create_task(
+                listen_for_work(self.database, self._wake, self._stopping, self.config.poll_seconds)
+            )
+            if self.database.dialect == "postgresql"
+            else None
         )
         while not self._stopping.is_set():
             try:
@@ -132,39 +135,6 @@ class Worker:
             task.cancel()
         await asyncio.gather(*self._jobs, return_exceptions=True)
         log.info("worker %s stopped", self.worker_id)
-
-    async def _listen(self) -> None:
-        """LISTEN for new work on PostgreSQL, so an idle worker starts within milliseconds
-        instead of at its next poll; reconnects when the connection is lost."""
-        while not self._stopping.is_set():
-            lost = asyncio.Event()
-            try:
-                async with self.database.engine.connect() as connection:
-                    raw = await connection.get_raw_connection()
-                    driver_connection: Any = raw.driver_connection
-
-                    def on_work(*_args: Any) -> None:
-                        self._wake.set()
-
-                    def on_lost(*_args: Any, lost: asyncio.Event = lost) -> None:
-                        lost.set()
-
-                    await driver_connection.add_listener(WORK_CHANNEL, on_work)
-                    driver_connection.add_termination_listener(on_lost)
-                    self._wake.set()  # anything announced while we were not listening
-                    stopping = asyncio.create_task(self._stopping.wait())
-                    dropped = asyncio.create_task(lost.wait())
-                    await asyncio.wait({stopping, dropped}, return_when=asyncio.FIRST_COMPLETED)
-                    stopping.cancel()
-                    dropped.cancel()
-                    # The connection goes back to the pool: leave it as we found it.
-                    with contextlib.suppress(Exception):
-                        driver_connection.remove_termination_listener(on_lost)
-                        await driver_connection.remove_listener(WORK_CHANNEL, on_work)
-            except (OperationalError, DBAPIError, OSError) as error:
-                log.warning("work listener lost its connection: %s", type(error).__name__)
-            if not self._stopping.is_set():
-                await asyncio.sleep(self.config.poll_seconds)
 
     async def run_until_idle(self, deadline_seconds: float = 30.0) -> None:
         """Process work until none is left (for tests and one-shot runs)."""
