@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
-from vps.api.deps import ReadContext, StateDep
-from vps.api.presenters import action_out, page_links
+from vps.api.deps import ReadContext
+from vps.api.presenters import action_out
 from vps.api.routes.common import (
     ActionId,
-    PageParam,
-    PageSizeParam,
+    PagingDep,
     ServerId,
     errors,
     existing_id,
-    page_window,
 )
 from vps.api.schemas import ActionOut, Page
 from vps.services import actions
@@ -27,22 +25,14 @@ router = APIRouter(prefix="/api/v1", tags=["actions"])
     responses=errors(400, 401, 404),
 )
 async def list_server_actions(
-    request: Request,
-    server_id: ServerId,
-    ctx: ReadContext,
-    state: StateDep,
-    page: PageParam = 1,
-    page_size: PageSizeParam = None,
+    server_id: ServerId, ctx: ReadContext, paging: PagingDep
 ) -> Page[ActionOut]:
     """The server's actions, oldest first. `404` once the server is deleted, as for the server
     itself; its actions can still be read one by one at `/actions/{action_id}/`."""
-    offset, limit = page_window(
-        page, page_size, state.settings.page_size_default, state.settings.page_size_max
-    )
     result = await actions.list_server_actions(
-        ctx.session, ctx.principal, existing_id(server_id, "server"), offset, limit
+        ctx.session, ctx.principal, existing_id(server_id, "server"), paging.offset, paging.limit
     )
-    following, preceding = page_links(request, state.settings.public_url, page, limit, result.total)
+    following, preceding = paging.links(result.total)
     return Page[ActionOut](
         count=result.total,
         next=following,

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
-from vps.api.deps import ReadContext, StateDep, WriteContext
-from vps.api.presenters import account_out, ledger_entry_out, page_links, plan_out, ssh_key_out
-from vps.api.routes.common import PageParam, PageSizeParam, errors, existing_id, page_window
+from vps.api.deps import ReadContext, WriteContext
+from vps.api.presenters import account_out, ledger_entry_out, plan_out, ssh_key_out
+from vps.api.routes.common import PagingDep, errors, existing_id
 from vps.api.schemas import (
     AccountOut,
     CreateSshKeyIn,
@@ -50,17 +50,11 @@ async def list_locations(ctx: ReadContext) -> list[LocationOut]:
     "/ssh-keys/", response_model=Page[SshKeyOut], responses=errors(400, 401), tags=["ssh-keys"]
 )
 async def list_ssh_keys(
-    request: Request,
     ctx: ReadContext,
-    state: StateDep,
-    page: PageParam = 1,
-    page_size: PageSizeParam = None,
+    paging: PagingDep,
 ) -> Page[SshKeyOut]:
-    offset, limit = page_window(
-        page, page_size, state.settings.page_size_default, state.settings.page_size_max
-    )
-    total, keys = await ssh_keys.list_keys(ctx.session, ctx.principal, offset, limit)
-    following, preceding = page_links(request, state.settings.public_url, page, limit, total)
+    total, keys = await ssh_keys.list_keys(ctx.session, ctx.principal, paging.offset, paging.limit)
+    following, preceding = paging.links(total)
     return Page[SshKeyOut](
         count=total, next=following, previous=preceding, results=[ssh_key_out(k) for k in keys]
     )
@@ -113,20 +107,14 @@ async def get_account(ctx: ReadContext) -> AccountOut:
     tags=["account"],
 )
 async def list_transactions(
-    request: Request,
     ctx: ReadContext,
-    state: StateDep,
-    page: PageParam = 1,
-    page_size: PageSizeParam = None,
+    paging: PagingDep,
 ) -> Page[LedgerEntryOut]:
     """The account's credits ledger, newest first: top-ups, charges (negative) and refunds."""
-    offset, limit = page_window(
-        page, page_size, state.settings.page_size_default, state.settings.page_size_max
-    )
     total, entries = await accounts.ledger_page(
-        ctx.session, ctx.principal.account_id, offset, limit
+        ctx.session, ctx.principal.account_id, paging.offset, paging.limit
     )
-    following, preceding = page_links(request, state.settings.public_url, page, limit, total)
+    following, preceding = paging.links(total)
     return Page[LedgerEntryOut](
         count=total,
         next=following,

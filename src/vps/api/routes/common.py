@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import Path, Query
+from fastapi import Depends, Path, Query, Request
 
+from vps.api.deps import StateDep
+from vps.api.presenters import page_links
 from vps.api.schemas import ErrorResponse
 from vps.db.types import storable_id
 from vps.domain.errors import FieldProblem, InvalidParameters, NotFound
@@ -50,3 +53,29 @@ def page_window(page: int, page_size: int | None, default: int, maximum: int) ->
     if problems:
         raise InvalidParameters([FieldProblem(f, m) for f, m in problems])
     return (page - 1) * size, size
+
+
+@dataclass(frozen=True)
+class Paging:
+    """One page of a list, validated: where it starts, how long it is, and its links."""
+
+    request: Request
+    page: int
+    offset: int
+    limit: int
+    base_url: str | None
+
+    def links(self, total: int) -> tuple[str | None, str | None]:
+        """`next` and `previous` for a list of `total` items."""
+        return page_links(self.request, self.base_url, self.page, self.limit, total)
+
+
+async def _paging(
+    request: Request, state: StateDep, page: PageParam = 1, page_size: PageSizeParam = None
+) -> Paging:
+    settings = state.settings
+    offset, limit = page_window(page, page_size, settings.page_size_default, settings.page_size_max)
+    return Paging(request, page, offset, limit, settings.public_url)
+
+
+PagingDep = Annotated[Paging, Depends(_paging)]

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request, Response
+from fastapi import APIRouter, Response
 
 from vps.api.deps import ReadContext, StateDep, WriteContext
-from vps.api.presenters import action_out, page_links, server_out
+from vps.api.presenters import action_out, server_out
 from vps.api.routes.common import (
-    PageParam,
-    PageSizeParam,
+    PagingDep,
     ServerId,
     errors,
     existing_id,
-    page_window,
 )
 from vps.api.schemas import (
     CreateServerIn,
@@ -33,22 +31,21 @@ router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
 
 @router.get("/", response_model=ServerList, responses=errors(400, 401))
 async def list_servers(
-    request: Request,
     ctx: ReadContext,
-    state: StateDep,
+    paging: PagingDep,
     status: str | None = None,
     location: str | None = None,
-    page: PageParam = 1,
-    page_size: PageSizeParam = None,
 ) -> ServerList:
     """List the account's servers, by id, optionally filtered by exact status and location."""
-    offset, limit = page_window(
-        page, page_size, state.settings.page_size_default, state.settings.page_size_max
-    )
     result = await servers.list_servers(
-        ctx.session, ctx.principal, status=status, location=location, offset=offset, limit=limit
+        ctx.session,
+        ctx.principal,
+        status=status,
+        location=location,
+        offset=paging.offset,
+        limit=paging.limit,
     )
-    following, preceding = page_links(request, state.settings.public_url, page, limit, result.total)
+    following, preceding = paging.links(result.total)
     return ServerList(
         count=result.total,
         next=following,
