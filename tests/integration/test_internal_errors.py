@@ -26,7 +26,7 @@ async def test_unexpected_exception_is_a_plain_500(
     async def explode(*_args: object, **_kwargs: object) -> None:
         raise RuntimeError("secret internal detail")
 
-    monkeypatch.setattr(servers, "get_server", explode)
+    monkeypatch.setattr(servers, "view_server", explode)
     app = create_app(settings, database)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     with caplog.at_level(logging.ERROR, logger="vps.api"):

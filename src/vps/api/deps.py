@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.config import Settings
 from vps.db.engine import Database
+from vps.db.reader import RawReader
 from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.errors import Unauthenticated
@@ -49,6 +50,14 @@ def bearer_token(request: Request) -> str:
     return token.strip()
 
 
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who is calling, and the raw reader the hot read paths use (no transaction)."""
+
+    principal: Principal
+    reader: RawReader
+
+
 @dataclass(frozen=True)
 class Context:
     """One request's transaction, caller and clock."""
@@ -58,28 +67,42 @@ class Context:
     now: datetime
 
 
+async def _caller(request: Request) -> Caller:
+    state = app_state(request)
+    reader = state.database.reader
+    return Caller(await authenticate(reader, bearer_token(request), state.clock()), reader)
+
+
 async def _read_context(request: Request) -> AsyncIterator[Context]:
     state = app_state(request)
-    token = bearer_token(request)
+    now = state.clock()
+    principal = await authenticate(state.database.reader, bearer_token(request), now)
     async with state.database.read() as session:
-        now = state.clock()
-        principal = await authenticate(session, token, now)
         yield Context(session, principal, now)
 
 
 async def _write_context(request: Request) -> AsyncIterator[Context]:
     """A write transaction that commits after the handler returns (before the response is
-    sent), then wakes the embedded worker so new work starts at once."""
+    sent), then wakes the embedded worker so new work starts at once.
+
+    The caller is authenticated before the transaction starts, so that no write lock is
+    held for a request that is refused."""
     state = app_state(request)
-    token = bearer_token(request)
+    now = state.clock()
+    principal = await authenticate(state.database.reader, bearer_token(request), now)
+    principal.require_write()
     async with state.database.write() as session:
-        now = state.clock()
-        principal = await authenticate(session, token, now)
-        principal.require_write()
         yield Context(session, principal, now)
     state.wake_worker()
 
 
+CallerDep = Annotated[Caller, Depends(_caller)]
 ReadContext = Annotated[Context, Depends(_read_context, scope="function")]
 WriteContext = Annotated[Context, Depends(_write_context, scope="function")]
-StateDep = Annotated[AppState, Depends(app_state)]
+async def _state(request: Request) -> AppState:
+    # async: FastAPI runs a plain function dependency in a thread pool, a hop that costs
+    # more than the whole of a GET.
+    return app_state(request)
+
+
+StateDep = Annotated[AppState, Depends(_state)]

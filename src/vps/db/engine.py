@@ -1,19 +1,24 @@
 """The database handle: one engine, and the two kinds of transaction the product uses.
 
-`Database.write()` opens a transaction that takes the write lock up front on SQLite
-(`BEGIN IMMEDIATE`): a deferred transaction that reads and then writes fails with
-SQLITE_BUSY when another writer got there first, whatever the busy timeout.
+On SQLite, statements run inline on the event loop's thread (`vps.db.sqlite_inline`), so
+nothing may wait inside one. `Database.write()` therefore takes a process-wide lock (one
+write transaction per process at a time, which SQLite would impose anyway) and then asks
+for SQLite's write lock up front (`BEGIN IMMEDIATE`, since a deferred transaction that
+reads and then writes fails with SQLITE_BUSY when another writer got there first) without
+a busy timeout, retrying with short asynchronous sleeps while another process holds it.
 `Database.read()` on SQLite runs its statements in autocommit mode: each sees the latest
-committed state (WAL readers never block), and it saves the BEGIN and COMMIT round trips to
-the driver's thread, which cost as much as the query itself. On PostgreSQL both are
-ordinary READ COMMITTED transactions; races are settled by conditional updates and
-constraints.
+committed state, and WAL readers never wait. On PostgreSQL both are ordinary READ
+COMMITTED transactions; races are settled by conditional updates and constraints.
 
 The caller (a request or a worker job) owns the transaction: services never commit.
 """
 
 from __future__ import annotations
 
+import asyncio
+import random
+import sqlite3
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -21,6 +26,7 @@ from typing import Any
 
 from sqlalchemy import event
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,7 +34,18 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from vps.db.reader import PostgresReader, RawReader, SqliteReader
+from vps.db.sqlite_inline import inline_connector
+
 _WRITE_OPTION = "vps_write"
+# How long a write waits for SQLite's write lock before giving up (the API answers 503).
+WRITE_LOCK_TIMEOUT_SECONDS = 10.0
+# Statements other than BEGIN IMMEDIATE wait at most this long on a lock (blocking the
+# event loop): in WAL mode only rare events such as another process's WAL recovery make a
+# reader or a writer that holds the write lock wait at all.
+_INLINE_BUSY_TIMEOUT_MS = 1000
+# Connections of the raw reader (PostgreSQL): its statements take well under a millisecond.
+_READER_POOL_SIZE = 4
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
@@ -36,19 +53,30 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
 
     @event.listens_for(sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-        # We issue BEGIN ourselves, for writes only (pysqlite's transaction handling is off).
-        dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute(f"PRAGMA busy_timeout={_INLINE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(sync_engine, "begin")
     def _on_begin(connection: Any) -> None:
         if connection.get_execution_options().get(_WRITE_OPTION, False):
-            connection.exec_driver_sql("BEGIN IMMEDIATE")
+            # Fail at once when another process holds the lock: Database.write() retries
+            # without blocking the event loop.
+            connection.exec_driver_sql("PRAGMA busy_timeout=0")
+            try:
+                connection.exec_driver_sql("BEGIN IMMEDIATE")
+            finally:
+                connection.exec_driver_sql(f"PRAGMA busy_timeout={_INLINE_BUSY_TIMEOUT_MS}")
+
+
+def _is_busy(error: OperationalError) -> bool:
+    return getattr(error.orig, "sqlite_errorcode", None) in (
+        sqlite3.SQLITE_BUSY,
+        sqlite3.SQLITE_LOCKED,
+    )
 
 
 class Database:
@@ -58,12 +86,18 @@ class Database:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         kwargs: dict[str, Any] = {}
+        self.reader: RawReader
         if self.dialect == "sqlite":
             database = make_url(url).database
-            if database and database != ":memory:":
-                Path(database).parent.mkdir(parents=True, exist_ok=True)
+            if not database or database == ":memory:" or database.startswith("file:"):
+                # Each connection would see a database of its own.
+                raise ValueError("SQLite needs a database file: sqlite:///path/to/vps.db")
+            Path(database).parent.mkdir(parents=True, exist_ok=True)
+            kwargs.update(async_creator=inline_connector(database))
+            self.reader = SqliteReader(database, _INLINE_BUSY_TIMEOUT_MS)
         else:
             kwargs.update(pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True)
+            self.reader = PostgresReader(url, max_size=_READER_POOL_SIZE)
         self.engine = create_async_engine(url, **kwargs)
         if self.dialect == "sqlite":
             _install_sqlite_hooks(self.engine)
@@ -71,6 +105,8 @@ class Database:
         self._writer = async_sessionmaker(
             self.engine.execution_options(**{_WRITE_OPTION: True}), expire_on_commit=False
         )
+        # Created on first use, in the event loop that uses it.
+        self._write_lock: asyncio.Lock | None = None
 
     @property
     def is_sqlite(self) -> bool:
@@ -84,8 +120,45 @@ class Database:
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
         """A transaction that commits when the block ends and rolls back on an exception."""
-        async with self._writer() as session, session.begin():
-            yield session
+        if not self.is_sqlite:
+            async with self._writer() as session, session.begin():
+                yield session
+            return
+        if self._write_lock is None:
+            self._write_lock = asyncio.Lock()
+        deadline = time.monotonic() + WRITE_LOCK_TIMEOUT_SECONDS
+        async with self._write_lock:
+            session = await self._begin_sqlite_write(deadline)
+            try:
+                yield session
+            except BaseException:
+                await session.rollback()
+                raise
+            else:
+                await session.commit()
+            finally:
+                await session.close()
+
+    async def _begin_sqlite_write(self, deadline: float) -> AsyncSession:
+        """A session holding SQLite's write lock, waiting for it with backoff and jitter
+        while another process holds it (the OperationalError once `deadline` passes)."""
+        delay = 0.0005
+        while True:
+            session = self._writer()
+            try:
+                await session.begin()
+                await session.connection()  # runs BEGIN IMMEDIATE
+                return session
+            except OperationalError as error:
+                await session.close()
+                if not _is_busy(error) or time.monotonic() >= deadline:
+                    raise
+            except BaseException:
+                await session.close()
+                raise
+            await asyncio.sleep(delay * random.uniform(0.5, 1.5))
+            delay = min(delay * 2, 0.02)
 
     async def dispose(self) -> None:
+        await self.reader.close()
         await self.engine.dispose()

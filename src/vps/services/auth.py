@@ -4,19 +4,25 @@ from datetime import datetime, timedelta
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vps.db import views
 from vps.db.models import Account, ApiToken
+from vps.db.reader import RawReader
 from vps.db.repositories.accounts import TokenRepository
 from vps.domain import tokens
 from vps.domain.errors import NotFound, Unauthenticated
 from vps.services.principal import Principal
 
 
-async def authenticate(session: AsyncSession, token: str, now: datetime) -> Principal:
+async def authenticate(reader: RawReader, token: str, now: datetime) -> Principal:
     """The principal of a bearer token, or Unauthenticated (never saying which check failed
-    beyond what the caller may know: malformed, invalid, revoked or expired)."""
+    beyond what the caller may know: malformed, invalid, revoked or expired).
+
+    The token is looked up on every request (a primary-key-sized read of committed data),
+    so a revocation or an expiry takes effect on the very next request, in every process.
+    """
     if not tokens.is_well_formed(token):
         raise Unauthenticated("The API token is malformed.")
-    record = await TokenRepository(session).by_hash(tokens.hash_token(token))
+    record = await views.token_by_hash(reader, tokens.hash_token(token))
     if record is None:
         raise Unauthenticated("The API token is invalid.")
     if record.revoked_at is not None:

@@ -7,10 +7,14 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import Action, Location, OperatingSystem, Plan, Server
+from vps.db import views
+from vps.db.models import Action, OperatingSystem, Plan, Server
+from vps.db.reader import RawReader
 from vps.db.repositories.catalog import CatalogRepository
 from vps.db.repositories.servers import ActionRepository, ServerRepository
 from vps.db.repositories.ssh_keys import SshKeyRepository
+from vps.db.types import storable_text
+from vps.db.views import ServerView
 from vps.domain.billing import PAYMENT_REQUIRED, BillingTerms, prorated_refund, unused_hours
 from vps.domain.errors import InvalidState, NotFound, Problems
 from vps.domain.states import (
@@ -28,6 +32,8 @@ PROVISIONING_MESSAGE = "Server is being provisioned. This may take 2-5 minutes."
 # Statuses a delete refunds nothing in: `error` was refunded in full when the build failed,
 # and a `suspended` server's current period was never paid.
 _NOT_REFUNDED_ON_DELETE = frozenset({ServerStatus.ERROR, ServerStatus.SUSPENDED})
+_VISIBLE_STATUS_VALUES = frozenset(s.value for s in VISIBLE_STATUSES)
+_LOCATION_CODE_MAX = 63
 # A delete that keeps losing its compare-and-set to other writers gives up after this many.
 _DELETE_ATTEMPTS = 5
 
@@ -62,7 +68,7 @@ class ActionResult:
 @dataclass(frozen=True)
 class ServerPage:
     total: int
-    servers: list[Server]
+    servers: list[ServerView]
 
 
 def _check_names(problems: Problems, name: str | None, hostname: str | None) -> None:
@@ -170,8 +176,16 @@ async def get_server(session: AsyncSession, principal: Principal, server_id: int
     return server
 
 
+async def view_server(reader: RawReader, principal: Principal, server_id: int) -> ServerView:
+    """The API's view of one of the account's servers (read without the ORM)."""
+    found = await views.server(reader, principal.account_id, server_id)
+    if found is None:
+        raise _not_found(server_id)
+    return found
+
+
 async def list_servers(
-    session: AsyncSession,
+    reader: RawReader,
     principal: Principal,
     *,
     status: str | None,
@@ -179,24 +193,35 @@ async def list_servers(
     offset: int,
     limit: int,
 ) -> ServerPage:
+    """One page of the account's servers, by id, optionally filtered by exact status and
+    location code; an unknown status or location is a 400, not an empty page."""
     problems = Problems()
-    if status is not None and status not in {s.value for s in VISIBLE_STATUSES}:
-        allowed = ", ".join(sorted(s.value for s in VISIBLE_STATUSES))
+    if status is not None and status not in _VISIBLE_STATUS_VALUES:
+        allowed = ", ".join(sorted(_VISIBLE_STATUS_VALUES))
         problems.add("status", f"Unknown status {status!r}; one of: {allowed}.", "unknown")
-    location_row: Location | None = None
-    if location is not None:
-        location_row = await CatalogRepository(session).location_by_code(location)
-        if location_row is None:
-            problems.add("location", f"Unknown location {location!r}.", "unknown")
+    if location is not None and (
+        problems or not storable_text(location, _LOCATION_CODE_MAX)
+    ):  # checked now only when the query will not run (or cannot)
+        await _check_location(reader, problems, location)
     problems.raise_if_any()
-    total, servers = await ServerRepository(session).page(
+    total, page = await views.server_page(
+        reader,
         principal.account_id,
         status=status,
-        location_id=location_row.id if location_row else None,
+        location=location,
         offset=offset,
         limit=limit,
     )
-    return ServerPage(total, servers)
+    # An empty result may mean the location does not exist: that is a 400.
+    if total == 0 and location is not None:
+        await _check_location(reader, problems, location)
+        problems.raise_if_any()
+    return ServerPage(total, page)
+
+
+async def _check_location(reader: RawReader, problems: Problems, location: str) -> None:
+    if not await views.location_exists(reader, location):
+        problems.add("location", f"Unknown location {location!r}.", "unknown")
 
 
 async def update_server(

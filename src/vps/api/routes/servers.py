@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from vps.api.deps import ReadContext, StateDep, WriteContext
-from vps.api.presenters import action_out, server_out
+from vps.api.deps import CallerDep, StateDep, WriteContext
+from vps.api.presenters import action_out, server_body, server_of
+from vps.api.responses import JsonBody
 from vps.api.routes.common import (
     PagingDep,
     ServerId,
@@ -29,35 +30,38 @@ from vps.services.servers import ActionResult, ServerChanges, ServerDraft
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
 
 
+# The read paths answer plain data encoded by orjson; `response_model` still documents them.
 @router.get("/", response_model=ServerList, responses=errors(400, 401))
 async def list_servers(
-    ctx: ReadContext,
+    caller: CallerDep,
     paging: PagingDep,
     status: str | None = None,
     location: str | None = None,
-) -> ServerList:
+) -> JsonBody:
     """List the account's servers, by id, optionally filtered by exact status and location."""
     result = await servers.list_servers(
-        ctx.session,
-        ctx.principal,
+        caller.reader,
+        caller.principal,
         status=status,
         location=location,
         offset=paging.offset,
         limit=paging.limit,
     )
     following, preceding = paging.links(result.total)
-    return ServerList(
-        count=result.total,
-        next=following,
-        previous=preceding,
-        results=[server_out(s) for s in result.servers],
+    return JsonBody(
+        {
+            "count": result.total,
+            "next": following,
+            "previous": preceding,
+            "results": [server_body(view) for view in result.servers],
+        }
     )
 
 
 @router.post(
     "/", status_code=201, response_model=ServerCreated, responses=errors(400, 401, 402, 403)
 )
-async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep) -> ServerCreated:
+async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep) -> JsonBody:
     """Create a server; its first month is charged now, and it is built asynchronously."""
     draft = ServerDraft(
         name=body.name,
@@ -71,23 +75,26 @@ async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep
     result = await servers.create_server(
         ctx.session, ctx.principal, draft, ctx.now, terms=state.billing_terms
     )
-    return ServerCreated(
-        **server_out(result.server).model_dump(),
-        message=result.message,
-        action=action_out(result.action),
+    return JsonBody(
+        {
+            **server_of(result.server),
+            "message": result.message,
+            "action": action_out(result.action).model_dump(mode="json"),
+        },
+        status_code=201,
     )
 
 
 @router.get("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 404))
-async def get_server(server_id: ServerId, ctx: ReadContext) -> ServerOut:
-    server = await servers.get_server(ctx.session, ctx.principal, existing_id(server_id, "server"))
-    return server_out(server)
+async def get_server(server_id: ServerId, caller: CallerDep) -> JsonBody:
+    view = await servers.view_server(
+        caller.reader, caller.principal, existing_id(server_id, "server")
+    )
+    return JsonBody(server_body(view))
 
 
 @router.put("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
-async def replace_server(
-    server_id: ServerId, body: ReplaceServerIn, ctx: WriteContext
-) -> ServerOut:
+async def replace_server(server_id: ServerId, body: ReplaceServerIn, ctx: WriteContext) -> JsonBody:
     """Change name, hostname and backups; all three are required."""
     changes = ServerChanges(
         name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
@@ -95,11 +102,11 @@ async def replace_server(
     server = await servers.update_server(
         ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
     )
-    return server_out(server)
+    return JsonBody(server_of(server))
 
 
 @router.patch("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
-async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteContext) -> ServerOut:
+async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteContext) -> JsonBody:
     """Change only the fields given."""
     changes = ServerChanges(
         name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
@@ -107,7 +114,7 @@ async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteCont
     server = await servers.update_server(
         ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
     )
-    return server_out(server)
+    return JsonBody(server_of(server))
 
 
 @router.delete(

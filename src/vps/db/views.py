@@ -1,0 +1,226 @@
+"""The read model: what the hot read paths need, as flat rows instead of ORM objects.
+
+A `ServerView` holds every column a server's API body shows (its plan, operating system,
+location and latest usage joined in). The API's GET and list read them through the
+prepared queries below; the write paths build the same view from the ORM object they
+already hold, so every server body in the API comes from one presenter.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import NamedTuple
+
+from sqlalchemy import and_, bindparam, func, select
+
+from vps.db.models import ApiToken, Location, OperatingSystem, Plan, Server, ServerUsage
+from vps.db.reader import AnySelect, PreparedQuery, RawReader, fetch_one
+from vps.db.types import storable_id, storable_text
+
+
+class TokenView(NamedTuple):
+    id: int
+    account_id: int
+    read_only: bool
+    expires_at: datetime | None
+    revoked_at: datetime | None
+
+
+class ServerView(NamedTuple):
+    id: int
+    name: str
+    hostname: str | None
+    status: str
+    ipv4_address: str | None
+    ipv6_address: str | None
+    location: str
+    plan_id: int
+    plan_name: str
+    plan_vcpus: int
+    plan_memory_mb: int
+    plan_storage_gb: int
+    plan_bandwidth_gb: int
+    os_id: int
+    os_name: str
+    backups_enabled: bool
+    # Null until a worker has sampled the server's usage.
+    cpu_percent: float | None
+    memory_used_mb: int | None
+    disk_used_gb: int | None
+    bandwidth_used_gb: int | None
+    error_code: str | None
+    error_message: str | None
+    created_at: datetime
+    updated_at: datetime
+
+    @classmethod
+    def of(cls, server: Server) -> ServerView:
+        """The view of a server the ORM loaded (with its plan, os, location and usage)."""
+        usage = server.usage
+        return cls(
+            server.id,
+            server.name,
+            server.hostname,
+            server.status,
+            server.ipv4_address,
+            server.ipv6_address,
+            server.location.code,
+            server.plan.id,
+            server.plan.name,
+            server.plan.vcpus,
+            server.plan.memory_mb,
+            server.plan.storage_gb,
+            server.plan.bandwidth_gb,
+            server.os.id,
+            server.os.name,
+            server.backups_enabled,
+            usage.cpu_percent if usage else None,
+            usage.memory_used_mb if usage else None,
+            usage.disk_used_gb if usage else None,
+            usage.bandwidth_used_gb if usage else None,
+            server.error_code,
+            server.error_message,
+            server.created_at,
+            server.updated_at,
+        )
+
+
+_TOKEN_BY_HASH = PreparedQuery(
+    select(
+        ApiToken.id,
+        ApiToken.account_id,
+        ApiToken.read_only,
+        ApiToken.expires_at,
+        ApiToken.revoked_at,
+    ).where(ApiToken.token_hash == bindparam("token_hash"))
+)
+
+_SERVER_COLUMNS = (
+    Server.id,
+    Server.name,
+    Server.hostname,
+    Server.status,
+    Server.ipv4_address,
+    Server.ipv6_address,
+    Location.code,
+    Plan.id,
+    Plan.name,
+    Plan.vcpus,
+    Plan.memory_mb,
+    Plan.storage_gb,
+    Plan.bandwidth_gb,
+    OperatingSystem.id,
+    OperatingSystem.name,
+    Server.backups_enabled,
+    ServerUsage.cpu_percent,
+    ServerUsage.memory_used_mb,
+    ServerUsage.disk_used_gb,
+    ServerUsage.bandwidth_used_gb,
+    Server.error_code,
+    Server.error_message,
+    Server.created_at,
+    Server.updated_at,
+)
+assert len(_SERVER_COLUMNS) == len(ServerView._fields)
+
+_JOINED = (
+    Server.__table__.join(Plan, Plan.id == Server.plan_id)
+    .join(OperatingSystem, OperatingSystem.id == Server.os_id)
+    .join(Location, Location.id == Server.location_id)
+    .outerjoin(ServerUsage, ServerUsage.server_id == Server.id)
+)
+_VISIBLE = and_(Server.account_id == bindparam("account_id"), Server.deleted_at.is_(None))
+
+_SERVER_BY_ID = PreparedQuery(
+    select(*_SERVER_COLUMNS).select_from(_JOINED).where(Server.id == bindparam("id"), _VISIBLE)
+)
+
+
+def _filtered(statement: AnySelect, by_status: bool, by_location: bool) -> AnySelect:
+    if by_status:
+        statement = statement.where(Server.status == bindparam("status"))
+    if by_location:
+        statement = statement.where(Location.code == bindparam("location"))
+    return statement
+
+
+# One pair of statements per combination of filters: (count, page).
+_PAGES = {
+    (by_status, by_location): (
+        PreparedQuery(
+            _filtered(
+                select(func.count())
+                .select_from(
+                    Server.__table__.join(Location, Location.id == Server.location_id)
+                    if by_location
+                    else Server.__table__
+                )
+                .where(_VISIBLE),
+                by_status,
+                by_location,
+            )
+        ),
+        PreparedQuery(
+            _filtered(
+                select(*_SERVER_COLUMNS).select_from(_JOINED).where(_VISIBLE),
+                by_status,
+                by_location,
+            )
+            .order_by(Server.id)
+            .limit(bindparam("limit"))
+            .offset(bindparam("offset"))
+        ),
+    )
+    for by_status in (False, True)
+    for by_location in (False, True)
+}
+
+_LOCATION_EXISTS = PreparedQuery(select(Location.id).where(Location.code == bindparam("code")))
+
+
+async def token_by_hash(reader: RawReader, token_hash: str) -> TokenView | None:
+    row = await fetch_one(reader, _TOKEN_BY_HASH, {"token_hash": token_hash})
+    return None if row is None else TokenView._make(row)
+
+
+async def server(reader: RawReader, account_id: int, server_id: int) -> ServerView | None:
+    """The account's server with this id, unless deleted."""
+    if not storable_id(server_id):
+        return None
+    row = await fetch_one(reader, _SERVER_BY_ID, {"id": server_id, "account_id": account_id})
+    return None if row is None else ServerView._make(row)
+
+
+async def server_page(
+    reader: RawReader,
+    account_id: int,
+    *,
+    status: str | None,
+    location: str | None,
+    offset: int,
+    limit: int,
+) -> tuple[int, list[ServerView]]:
+    """The total of the account's servers that match, and one page of them by id.
+
+    The count uses the account's index, so it grows with the account's servers, never with
+    the table's."""
+    count, page = _PAGES[status is not None, location is not None]
+    params = {
+        "account_id": account_id,
+        "status": status,
+        "location": location,
+        "limit": limit,
+        "offset": offset,
+    }
+    total_row = await fetch_one(reader, count, params)
+    total = int(total_row[0]) if total_row else 0
+    if total <= offset:
+        return total, []
+    rows = await reader.fetch_all(page, params)
+    return total, [ServerView._make(row) for row in rows]
+
+
+async def location_exists(reader: RawReader, code: str) -> bool:
+    if not storable_text(code, 63):
+        return False
+    return await fetch_one(reader, _LOCATION_EXISTS, {"code": code}) is not None
