@@ -100,6 +100,10 @@ class InlineConnection:
     def isolation_level(self) -> str | None:
         return self._conn.isolation_level
 
+    def run(self, sql: str) -> None:
+        """Run a statement that returns nothing, at once (PRAGMA, BEGIN)."""
+        self._conn.execute(sql)
+
     def cursor(self) -> InlineCursor:
         return InlineCursor(self._conn.cursor())
 

@@ -3,15 +3,26 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import CreditTransaction, Plan
+from vps.db.models import CreditTransaction
 from vps.db.repositories.accounts import AccountRepository, LedgerRepository
 from vps.domain.errors import InsufficientCredits
 
 
-def monthly_price(plan: Plan, backups_enabled: bool) -> int:
+class Priced(Protocol):
+    """A plan's prices (a `Plan`, or the catalog's `Offer` of a create)."""
+
+    @property
+    def monthly_price_cents(self) -> int: ...
+
+    @property
+    def backups_monthly_price_cents(self) -> int: ...
+
+
+def monthly_price(plan: Priced, backups_enabled: bool) -> int:
     return plan.monthly_price_cents + (plan.backups_monthly_price_cents if backups_enabled else 0)
 
 

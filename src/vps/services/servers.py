@@ -66,6 +66,13 @@ class ActionResult:
 
 
 @dataclass(frozen=True)
+class Created:
+    server: ServerView
+    action: Action
+    message: str
+
+
+@dataclass(frozen=True)
 class ServerPage:
     total: int
     servers: list[ServerView]
@@ -102,7 +109,7 @@ async def create_server(
     draft: ServerDraft,
     now: datetime,
     terms: BillingTerms = BillingTerms(),
-) -> ActionResult:
+) -> Created:
     """Create a server and charge its first billing period, atomically; the worker builds it.
 
     The period runs from now for `terms.period`; the worker charges the next one when it ends.
@@ -111,15 +118,9 @@ async def create_server(
     problems = Problems()
     _check_names(problems, draft.name, draft.hostname)
     catalog = CatalogRepository(session)
-    plan = await catalog.get(Plan, draft.plan_id)
-    if plan is None or not plan.available:
-        problems.add("plan_id", f"No available plan with id {draft.plan_id}.", "unknown")
-    system = await catalog.get(OperatingSystem, draft.os_id)
-    if system is None or not system.available:
-        problems.add("os_id", f"No available operating system with id {draft.os_id}.", "unknown")
-    location = await catalog.location_by_code(draft.location)
-    if location is None or not location.available:
-        problems.add("location", f"No available location {draft.location!r}.", "unknown")
+    offer = await catalog.offer(draft.plan_id, draft.os_id, draft.location)
+    if offer is None:
+        await _explain_missing_offer(catalog, draft, problems)
     public_key = None
     if draft.ssh_key_id is not None:
         key = await SshKeyRepository(session).get_owned(principal.account_id, draft.ssh_key_id)
@@ -128,7 +129,7 @@ async def create_server(
         else:
             public_key = key.public_key
     problems.raise_if_any()
-    assert plan is not None and system is not None and location is not None
+    assert offer is not None
 
     server = await ServerRepository(session).add(
         Server(
@@ -136,9 +137,9 @@ async def create_server(
             name=draft.name,
             hostname=draft.hostname,
             status=ServerStatus.PROVISIONING.value,
-            plan_id=plan.id,
-            os_id=system.id,
-            location_id=location.id,
+            plan_id=offer.plan_id,
+            os_id=offer.os_id,
+            location_id=offer.location_id,
             ssh_key_id=draft.ssh_key_id,
             ssh_public_key=public_key,
             backups_enabled=draft.backups_enabled,
@@ -152,7 +153,7 @@ async def create_server(
             power_off_pending=False,
         )
     )
-    price = billing.monthly_price(plan, draft.backups_enabled)
+    price = billing.monthly_price(offer, draft.backups_enabled)
     # Raises InsufficientCredits; the caller's transaction then rolls the server back too.
     await billing.charge(
         session,
@@ -161,12 +162,52 @@ async def create_server(
         now,
         server_id=server.id,
         reference=billing.create_charge_reference(server.id),
-        description=f"First month of server {server.id} ({plan.name})",
+        description=f"First month of server {server.id} ({offer.plan_name})",
     )
-    server.plan, server.os, server.location, server.usage = plan, system, location, None
     action = await _new_action(session, server, ActionKind.CREATE, now)
     await ServerRepository(session).announce_work()
-    return ActionResult(server, action, PROVISIONING_MESSAGE)
+    view = ServerView(
+        server.id,
+        server.name,
+        server.hostname,
+        server.status,
+        None,
+        None,
+        offer.location_code,
+        offer.plan_id,
+        offer.plan_name,
+        offer.vcpus,
+        offer.memory_mb,
+        offer.storage_gb,
+        offer.bandwidth_gb,
+        offer.os_id,
+        offer.os_name,
+        server.backups_enabled,
+        None,
+        None,
+        None,
+        None,
+        None,
+        None,
+        now,
+        now,
+    )
+    return Created(view, action, PROVISIONING_MESSAGE)
+
+
+async def _explain_missing_offer(
+    catalog: CatalogRepository, draft: ServerDraft, problems: Problems
+) -> None:
+    """Say which of the plan, the system and the location is unknown or unavailable."""
+    plan = await catalog.get(Plan, draft.plan_id)
+    if plan is None or not plan.available:
+        problems.add("plan_id", f"No available plan with id {draft.plan_id}.", "unknown")
+    system = await catalog.get(OperatingSystem, draft.os_id)
+    if system is None or not system.available:
+        problems.add("os_id", f"No available operating system with id {draft.os_id}.", "unknown")
+    location = await catalog.location_by_code(draft.location)
+    if location is None or not location.available:
+        problems.add("location", f"No available location {draft.location!r}.", "unknown")
 
 
 async def get_server(session: AsyncSession, principal: Principal, server_id: int) -> Server:

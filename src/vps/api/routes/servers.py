@@ -77,7 +77,7 @@ async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep
     )
     return JsonBody(
         {
-            **server_of(result.server),
+            **server_body(result.server),
             "message": result.message,
             "action": action_out(result.action).model_dump(mode="json"),
         },

@@ -2,10 +2,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Account, ApiToken, CreditTransaction
+from vps.db.rows import execute, insert_row
+
+# Conditional, so that racing debits can never overdraw the account (the CHECK constraint
+# on the column backs this up). Built once: they run on every create and renewal.
+_DEBIT = (
+    update(Account)
+    .where(Account.id == bindparam("account_id"), Account.balance_cents >= bindparam("cents"))
+    .values(balance_cents=Account.balance_cents - bindparam("cents"))
+    .returning(Account.balance_cents)
+)
+_CREDIT = (
+    update(Account)
+    .where(Account.id == bindparam("account_id"))
+    .values(balance_cents=Account.balance_cents + bindparam("cents"))
+    .returning(Account.balance_cents)
+)
 
 
 class AccountRepository:
@@ -35,22 +51,14 @@ class AccountRepository:
         One conditional statement, so racing debits can never overdraw the account; the
         CHECK constraint on the column backs this up.
         """
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id, Account.balance_cents >= cents)
-            .values(balance_cents=Account.balance_cents - cents)
-            .returning(Account.balance_cents)
-        )
-        return result.scalar_one_or_none()
+        result = await execute(self.session, _DEBIT, {"account_id": account_id, "cents": cents})
+        balance: int | None = result.scalar_one_or_none()
+        return balance
 
     async def credit(self, account_id: int, cents: int) -> int:
-        result = await self.session.execute(
-            update(Account)
-            .where(Account.id == account_id)
-            .values(balance_cents=Account.balance_cents + cents)
-            .returning(Account.balance_cents)
-        )
-        return result.scalar_one()
+        result = await execute(self.session, _CREDIT, {"account_id": account_id, "cents": cents})
+        balance: int = result.scalar_one()
+        return balance
 
     async def balance(self, account_id: int) -> int:
         result = await self.session.execute(
@@ -64,8 +72,7 @@ class LedgerRepository:
         self.session = session
 
     async def record(self, entry: CreditTransaction) -> None:
-        self.session.add(entry)
-        await self.session.flush()
+        await insert_row(self.session, entry)
 
     async def by_reference(self, reference: str) -> CreditTransaction | None:
         result = await self.session.execute(

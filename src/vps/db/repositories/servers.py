@@ -8,6 +8,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Action, Location, Server, ServerUsage
+from vps.db.rows import insert_row
 from vps.db.types import storable_id
 from vps.domain.states import ActionStatus, ServerStatus
 
@@ -24,9 +25,8 @@ class ServerRepository:
         self.session = session
 
     async def add(self, server: Server) -> Server:
-        self.session.add(server)
-        await self.session.flush()
-        return server
+        """Insert a new server (not attached to the session; see `insert_row`)."""
+        return await insert_row(self.session, server)
 
     async def get(self, server_id: int) -> Server | None:
         return await self.session.get(Server, server_id, populate_existing=True)
@@ -227,9 +227,8 @@ class ActionRepository:
         self.session = session
 
     async def add(self, action: Action) -> Action:
-        self.session.add(action)
-        await self.session.flush()
-        return action
+        """Insert a new action (not attached to the session; see `insert_row`)."""
+        return await insert_row(self.session, action)
 
     async def get_owned(self, account_id: int, action_id: int) -> Action | None:
         """An action of the account's, whatever became of its server (a delete's action

@@ -1,0 +1,54 @@
+"""Writes without the ORM's unit of work, for the hot write paths.
+
+An ORM flush of one new object costs about a millisecond of CPU here (change tracking,
+dependency sorting, identity map); the same INSERT as a Core statement on the session's
+connection costs a tenth of that, and a Core UPDATE on the connection skips the ORM's
+bulk-update bookkeeping likewise. Both stay inside the session's transaction.
+"""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from sqlalchemy import Insert, Table, insert, inspect
+from sqlalchemy.engine import Result
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql import Executable
+
+from vps.db.models import Base
+
+Row = TypeVar("Row", bound=Base)
+
+# One INSERT ... RETURNING id per table, built once (building a statement is itself costly).
+_INSERTS: dict[Table, Insert] = {}
+
+
+async def insert_row(session: AsyncSession, row: Row) -> Row:
+    """INSERT a new model instance and set its generated id.
+
+    The instance is not added to the session: it is a record of what was written, and
+    later changes to it are not saved.
+    """
+    mapper = inspect(type(row))
+    table = mapper.local_table
+    assert isinstance(table, Table)
+    state = inspect(row).dict
+    values = {
+        attribute.columns[0].name: state[attribute.key]
+        for attribute in mapper.column_attrs
+        if attribute.key in state
+    }
+    statement = _INSERTS.get(table)
+    if statement is None:
+        statement = _INSERTS[table] = insert(table).returning(table.c.id)
+    result = await execute(session, statement, values)
+    row.id = result.scalar_one()  # type: ignore[attr-defined]
+    return row
+
+
+async def execute(
+    session: AsyncSession, statement: Executable, parameters: dict[str, Any] | None = None
+) -> Result[Any]:
+    """Run a Core statement on the session's connection, in its transaction."""
+    connection = await session.connection()
+    return await connection.execute(statement, parameters)
