@@ -99,6 +99,8 @@ async def _write_context(request: Request) -> AsyncIterator[Context]:
 CallerDep = Annotated[Caller, Depends(_caller)]
 ReadContext = Annotated[Context, Depends(_read_context, scope="function")]
 WriteContext = Annotated[Context, Depends(_write_context, scope="function")]
+
+
 async def _state(request: Request) -> AppState:
     # async: FastAPI runs a plain function dependency in a thread pool, a hop that costs
     # more than the whole of a GET.

@@ -7,12 +7,13 @@ writes nothing (level-based: the next claim looks at the server afresh).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import Server
 from vps.db.repositories.accounts import LedgerRepository
 from vps.db.repositories.addresses import AddressRepository, PoolExhausted
 from vps.db.repositories.catalog import CatalogRepository
@@ -37,6 +38,7 @@ class Job:
     attempts: int
     spec: MachineSpec
     created_at: datetime
+    location_id: int
 
 
 @dataclass(frozen=True)
@@ -59,20 +61,9 @@ class AddressesUnavailable(Exception):
     """The location has no free address left: provisioning cannot succeed."""
 
 
-def machine_spec(server: Server) -> MachineSpec:
-    return MachineSpec(
-        server_id=server.id,
-        name=server.name,
-        hostname=server.hostname,
-        vcpus=server.plan.vcpus,
-        memory_mb=server.plan.memory_mb,
-        disk_gb=server.plan.storage_gb,
-        bandwidth_gb=server.plan.bandwidth_gb,
-        image=server.os.slug,
-        ipv4_address=server.ipv4_address,
-        ipv6_address=server.ipv6_address,
-        ssh_public_key=server.ssh_public_key,
-    )
+def machine_spec(columns: Sequence[Any]) -> MachineSpec:
+    """The spec from the repository's `SPEC_COLUMNS`, in their order."""
+    return MachineSpec(*columns)
 
 
 async def claim(
@@ -94,19 +85,17 @@ async def release(session: AsyncSession, server_id: int, owner: str) -> None:
 
 
 async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | None:
-    server = await ServerRepository(session).get(server_id)
-    if server is None or server.lease_owner != owner:
+    row = await ServerRepository(session).job(server_id)
+    if row is None:
         return None
-    status = ServerStatus(server.status)
+    account_id, status_value, attempts, created_at, lease_owner, location_id = tuple(row)[:6]
+    if lease_owner != owner:
+        return None
+    status = ServerStatus(status_value)
     if status not in TRANSITIONAL_STATUSES:
         return None
     return Job(
-        server.id,
-        server.account_id,
-        status,
-        server.attempts,
-        machine_spec(server),
-        server.created_at,
+        server_id, account_id, status, attempts, machine_spec(row[6:]), created_at, location_id
     )
 
 
@@ -114,24 +103,22 @@ async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: dat
     """Allocate the server's IPv4 and IPv6 addresses (once) before its machine is built.
 
     Fenced like every other write: a worker that lost its lease, or whose server was deleted
-    meanwhile, allocates nothing (raises LeaseLost), so no address is held by a gone server.
-    The fenced update comes first, so it also locks the row until this transaction ends.
+    meanwhile, raises LeaseLost, and the caller's transaction rolls the allocations back, so
+    no address is held by a gone server.
     """
-    servers = ServerRepository(session)
-    if not await servers.fenced_update(job.server_id, owner, job.status.value, {}):
-        raise LeaseLost(job.server_id)
     addresses = AddressRepository(session)
     held = await addresses.held_by(job.server_id)
-    server = await servers.get(job.server_id)
-    assert server is not None
-    for pool in await CatalogRepository(session).pools(server.location_id):
+    for pool in await CatalogRepository(session).pools(job.location_id):
         if pool.family not in held:
             try:
                 held[pool.family] = await addresses.allocate(pool, job.server_id, now)
             except PoolExhausted as error:
                 raise AddressesUnavailable(str(error)) from error
     values = {"ipv4_address": held.get(4), "ipv6_address": held.get(6)}
-    await ServerRepository(session).fenced_update(job.server_id, owner, job.status.value, values)
+    if not await ServerRepository(session).fenced_update(
+        job.server_id, owner, job.status.value, values
+    ):
+        raise LeaseLost(job.server_id)
     return replace(job, spec=replace(job.spec, ipv4_address=held.get(4), ipv6_address=held.get(6)))
 
 
@@ -252,8 +239,8 @@ async def servers_needing_usage(
     session: AsyncSession, now: datetime, every: timedelta, limit: int
 ) -> list[tuple[MachineSpec, bool]]:
     """Specs of servers whose usage sample is older than `every`, and whether each runs."""
-    servers = await ServerRepository(session).needing_usage(now - every, limit)
-    return [(machine_spec(s), ServerStatus(s.status) in RUNNING_STATUSES) for s in servers]
+    rows = await ServerRepository(session).needing_usage(now - every, limit)
+    return [(machine_spec(row[1:]), ServerStatus(row[0]) in RUNNING_STATUSES) for row in rows]
 
 
 async def orphan_machines(session: AsyncSession, machine_ids: list[int]) -> list[int]:

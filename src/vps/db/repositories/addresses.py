@@ -3,20 +3,44 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import bindparam, delete, exists, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import IpAllocation, IpPool
+from vps.db.models import IpAllocation
+from vps.db.repositories.catalog import Pool
+from vps.db.rows import execute
 
 
 class PoolExhausted(Exception):
     pass
 
 
-def address_of(pool: IpPool, host_index: int) -> str:
+def address_of(pool: Pool, host_index: int) -> str:
     network = ipaddress.ip_network(pool.cidr)
     return str(network.network_address + host_index)
+
+
+_allocations = IpAllocation.__table__
+_later = _allocations.alias("later")
+_TAKEN = select(_allocations.c.host_index).where(
+    _allocations.c.pool_id == bindparam("pool_id"),
+    _allocations.c.host_index == bindparam("first"),
+)
+_FIRST_GAP = (
+    select(_allocations.c.host_index + 1)
+    .where(
+        _allocations.c.pool_id == bindparam("pool_id"),
+        _allocations.c.host_index >= bindparam("first"),
+        ~exists().where(
+            _later.c.pool_id == _allocations.c.pool_id,
+            _later.c.host_index == _allocations.c.host_index + 1,
+        ),
+    )
+    .order_by(_allocations.c.host_index)
+    .limit(1)
+)
+_ALLOCATE = insert(IpAllocation)
 
 
 class AddressRepository:
@@ -33,46 +57,48 @@ class AddressRepository:
         )
         return {int(row[0]): str(row[1]) for row in result.all()}
 
-    async def _lowest_free(self, pool: IpPool) -> int | None:
-        taken = await self.session.execute(
-            select(IpAllocation.host_index)
-            .where(IpAllocation.pool_id == pool.id)
-            .order_by(IpAllocation.host_index)
-        )
-        candidate = pool.first_host
-        for (index,) in taken.all():
-            if index > candidate:
-                break
-            if index == candidate:
-                candidate += 1
-        return candidate if candidate <= pool.last_host else None
+    async def _lowest_free(self, pool: Pool) -> int | None:
+        """The lowest free host index of the pool: the first one, or the one after the
+        lowest allocation whose successor is free (found by the database walking the
+        primary key in order, so it stops at the first gap)."""
+        params = {"pool_id": pool.id, "first": pool.first_host}
+        taken = await execute(self.session, _TAKEN, params)
+        if taken.first() is None:
+            return pool.first_host
+        gap = (await execute(self.session, _FIRST_GAP, params)).scalar_one_or_none()
+        return gap if gap is not None and gap <= pool.last_host else None
 
-    async def allocate(self, pool: IpPool, server_id: int, now: datetime) -> str:
+    async def allocate(self, pool: Pool, server_id: int, now: datetime) -> str:
         """Give `server_id` the lowest free address of `pool`.
 
-        Two allocators racing for the same address: one insert wins, the other retries
-        inside a savepoint with the next address.
+        Two allocators racing for the same address (PostgreSQL): one insert wins, the other
+        retries inside a savepoint with the next address. On SQLite the write transaction
+        holds the database's write lock, so no other allocator can run meanwhile.
         """
+        racing = self.session.get_bind().dialect.name != "sqlite"
         for _attempt in range(20):
             index = await self._lowest_free(pool)
             if index is None:
                 raise PoolExhausted(f"no free address left in {pool.cidr}")
-            allocation = IpAllocation(
-                pool_id=pool.id,
-                host_index=index,
-                address=address_of(pool, index),
-                family=pool.family,
-                server_id=server_id,
-                allocated_at=now,
-            )
+            address = address_of(pool, index)
+            row = {
+                "pool_id": pool.id,
+                "host_index": index,
+                "address": address,
+                "family": pool.family,
+                "server_id": server_id,
+                "allocated_at": now,
+            }
+            if not racing:
+                await execute(self.session, _ALLOCATE, row)
+                return address
             try:
                 async with self.session.begin_nested():
-                    self.session.add(allocation)
-                    await self.session.flush()
+                    await execute(self.session, _ALLOCATE, row)
             except IntegrityError:
                 continue
-            return allocation.address
+            return address
         raise PoolExhausted(f"could not allocate from {pool.cidr} under contention")
 
     async def release_all(self, server_id: int) -> None:
-        await self.session.execute(delete(IpAllocation).where(IpAllocation.server_id == server_id))
+        await execute(self.session, delete(IpAllocation).where(IpAllocation.server_id == server_id))

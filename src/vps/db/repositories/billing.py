@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Account, Server
 from vps.db.repositories.servers import ServerRepository
+from vps.db.rows import execute
 from vps.domain.billing import PAYMENT_REQUIRED
 from vps.domain.states import RESUMED_STATUS, ServerStatus
 
@@ -67,7 +68,8 @@ class BillingRepository:
     ) -> bool:
         """Move a due server from period `period` to the next; False when another writer
         already did (or the server left `statuses`, or was deleted)."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(_period_due(server_id, period, statuses, now))
             .values(
@@ -76,7 +78,7 @@ class BillingRepository:
                 billing_period=period + 1,
                 version=Server.version + 1,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -90,7 +92,8 @@ class BillingRepository:
     ) -> bool:
         """Suspend a server whose period `period` ended unpaid; the machine is powered off
         afterwards by a worker (`power_off_pending`)."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(_period_due(server_id, period, statuses, now))
             .values(
@@ -103,7 +106,7 @@ class BillingRepository:
                 updated_at=now,
                 version=Server.version + 1,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -150,7 +153,8 @@ class BillingRepository:
         self, server_id: int, period: int, now: datetime, paid_until: datetime
     ) -> bool:
         """Start a server suspended for lack of credits on a new period from `now`."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(
                 Server.id == server_id,
@@ -172,7 +176,7 @@ class BillingRepository:
                 updated_at=now,
                 version=Server.version + 1,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -190,7 +194,8 @@ class BillingRepository:
     async def powered_off(self, server_id: int, owner: str) -> bool:
         """Record, as the lease holder, that a suspended server's machine is off; False when
         the server is no longer suspended (resumed or deleted meanwhile)."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(
                 Server.id == server_id,
@@ -205,6 +210,6 @@ class BillingRepository:
                 retry_at=None,
                 version=Server.version + 1,
             )
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]

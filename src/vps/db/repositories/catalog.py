@@ -30,6 +30,22 @@ class Offer(NamedTuple):
     location_code: str
 
 
+class Pool(NamedTuple):
+    """An address pool, as the allocator needs it (read for every build)."""
+
+    id: int
+    family: int
+    cidr: str
+    first_host: int
+    last_host: int
+
+
+_POOLS = (
+    select(IpPool.id, IpPool.family, IpPool.cidr, IpPool.first_host, IpPool.last_host)
+    .where(IpPool.location_id == bindparam("location_id"))
+    .order_by(IpPool.id)
+)
+
 # The three lookups of every create in one statement (a cross join of three single-row
 # lookups, on purpose), built once.
 _OFFER = (
@@ -106,8 +122,6 @@ class CatalogRepository:
         self.session.add(item)
         await self.session.flush()
 
-    async def pools(self, location_id: int) -> list[IpPool]:
-        result = await self.session.execute(
-            select(IpPool).where(IpPool.location_id == location_id).order_by(IpPool.id)
-        )
-        return list(result.scalars())
+    async def pools(self, location_id: int) -> list[Pool]:
+        result = await execute(self.session, _POOLS, {"location_id": location_id})
+        return [Pool._make(row) for row in result.all()]

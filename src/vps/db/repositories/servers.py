@@ -2,13 +2,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import Action, Location, Server, ServerUsage
-from vps.db.rows import insert_row
+from vps.db.models import Action, Location, OperatingSystem, Plan, Server, ServerUsage
+from vps.db.rows import execute, insert_row
 from vps.db.types import storable_id
 from vps.domain.states import ActionStatus, ServerStatus
 
@@ -18,6 +18,58 @@ WORK_CHANNEL = "vps_work"
 
 def _visible(account_id: int) -> Any:
     return and_(Server.account_id == account_id, Server.deleted_at.is_(None))
+
+
+# What a driver needs to know of a server's machine (see lifecycle.machine_spec), read with
+# Core statements: the worker reads them for every job and every usage sample.
+SPEC_COLUMNS = (
+    Server.id,
+    Server.name,
+    Server.hostname,
+    Plan.vcpus,
+    Plan.memory_mb,
+    Plan.storage_gb,
+    Plan.bandwidth_gb,
+    OperatingSystem.slug,
+    Server.ipv4_address,
+    Server.ipv6_address,
+    Server.ssh_public_key,
+)
+JOB_COLUMNS = (
+    Server.account_id,
+    Server.status,
+    Server.attempts,
+    Server.created_at,
+    Server.lease_owner,
+    Server.location_id,
+)
+_WITH_SPEC = Server.__table__.join(Plan, Plan.id == Server.plan_id).join(
+    OperatingSystem, OperatingSystem.id == Server.os_id
+)
+_JOB = (
+    select(*JOB_COLUMNS, *SPEC_COLUMNS)
+    .select_from(_WITH_SPEC)
+    .where(Server.id == bindparam("server_id"))
+)
+
+
+_servers = cast(Table, Server.__table__)
+# Fenced updates by the set of columns they write, built once each (the worker runs them
+# for every job; building an UPDATE costs as much as running it).
+_FENCED_UPDATES: dict[frozenset[str], Any] = {}
+_FINISH_RUNNING = (
+    update(Action)
+    .where(
+        Action.server_id == bindparam("of_server"),
+        Action.status == ActionStatus.RUNNING.value,
+    )
+    .values(
+        status=bindparam("new_status"),
+        finished_at=bindparam("new_finished_at"),
+        error_code=bindparam("new_error_code"),
+        error_message=bindparam("new_error_message"),
+    )
+)
 
 
 class ServerRepository:
@@ -86,11 +138,12 @@ class ServerRepository:
         self, account_id: int, server_id: int, version: int, values: dict[str, Any]
     ) -> bool:
         """Update a visible server only if nobody wrote it since it was read at `version`."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(Server.id == server_id, _visible(account_id), Server.version == version)
             .values(version=Server.version + 1, **values)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -125,23 +178,25 @@ class ServerRepository:
 
     async def claim(self, server_id: int, owner: str, now: datetime, until: datetime) -> bool:
         """Take the lease of a server if nobody holds a live one (compare-and-set)."""
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(
                 Server.id == server_id,
                 or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
             )
             .values(lease_owner=owner, lease_expires_at=until)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def renew(self, server_id: int, owner: str, until: datetime) -> bool:
-        result = await self.session.execute(
+        result = await execute(
+            self.session,
             update(Server)
             .where(Server.id == server_id, Server.lease_owner == owner)
             .values(lease_expires_at=until)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -152,31 +207,47 @@ class ServerRepository:
 
         A worker that lost its lease (or whose server was deleted meanwhile) writes nothing.
         """
-        result = await self.session.execute(
-            update(Server)
-            .where(
-                Server.id == server_id,
-                Server.lease_owner == owner,
-                Server.status == expected_status,
+        statement = _FENCED_UPDATES.get(frozenset(values))
+        if statement is None:
+            statement = _FENCED_UPDATES[frozenset(values)] = (
+                update(_servers)
+                .where(
+                    _servers.c.id == bindparam("_server_id"),
+                    _servers.c.lease_owner == bindparam("_owner"),
+                    _servers.c.status == bindparam("_expected_status"),
+                )
+                .values(
+                    version=_servers.c.version + 1,
+                    **{name: bindparam(f"new_{name}") for name in values},
+                )
             )
-            .values(version=Server.version + 1, **values)
-            .execution_options(synchronize_session=False)
+        result = await execute(
+            self.session,
+            statement,
+            {
+                "_server_id": server_id,
+                "_owner": owner,
+                "_expected_status": expected_status,
+                **{f"new_{name}": value for name, value in values.items()},
+            },
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def release(self, server_id: int, owner: str, values: dict[str, Any]) -> None:
-        await self.session.execute(
+        await execute(
+            self.session,
             update(Server)
             .where(Server.id == server_id, Server.lease_owner == owner)
             .values(lease_owner=None, lease_expires_at=None, **values)
-            .execution_options(synchronize_session=False)
+            .execution_options(synchronize_session=False),
         )
 
-    async def needing_usage(self, before: datetime, limit: int) -> list[Server]:
-        """Servers whose machine runs or stopped, with no usage sample since `before`."""
+    async def needing_usage(self, before: datetime, limit: int) -> list[Row[Any]]:
+        """Servers whose machine runs or stopped, with no usage sample since `before`: their
+        status, then the `SPEC_COLUMNS`."""
         query = (
-            select(Server)
-            .outerjoin(ServerUsage, ServerUsage.server_id == Server.id)
+            select(Server.status, *SPEC_COLUMNS)
+            .select_from(_WITH_SPEC.outerjoin(ServerUsage, ServerUsage.server_id == Server.id))
             .where(
                 Server.status.in_(
                     [
@@ -190,8 +261,11 @@ class ServerRepository:
             .order_by(ServerUsage.sampled_at.is_not(None), ServerUsage.sampled_at, Server.id)
             .limit(limit)
         )
-        result = await self.session.execute(query)
-        return list(result.unique().scalars())
+        return list((await execute(self.session, query)).all())
+
+    async def job(self, server_id: int) -> Row[Any] | None:
+        """What a worker needs to work on a server: `JOB_COLUMNS`, then the `SPEC_COLUMNS`."""
+        return (await execute(self.session, _JOB, {"server_id": server_id})).first()
 
     async def is_visible(self, account_id: int, server_id: int) -> bool:
         """Whether the account owns this server and it is not deleted (no row is loaded)."""
@@ -274,14 +348,14 @@ class ActionRepository:
         error_code: str | None = None,
         error_message: str | None = None,
     ) -> None:
-        await self.session.execute(
-            update(Action)
-            .where(Action.server_id == server_id, Action.status == ActionStatus.RUNNING.value)
-            .values(
-                status=status.value,
-                finished_at=now,
-                error_code=error_code,
-                error_message=error_message,
-            )
-            .execution_options(synchronize_session=False)
+        await execute(
+            self.session,
+            _FINISH_RUNNING,
+            {
+                "of_server": server_id,
+                "new_status": status.value,
+                "new_finished_at": now,
+                "new_error_code": error_code,
+                "new_error_message": error_message,
+            },
         )

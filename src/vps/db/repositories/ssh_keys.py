@@ -4,6 +4,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import SshKey
+from vps.db.rows import execute
 from vps.db.types import storable_id
 
 
@@ -46,7 +47,7 @@ class SshKeyRepository:
     async def delete_owned(self, account_id: int, key_id: int) -> bool:
         if not storable_id(key_id):
             return False
-        result = await self.session.execute(
-            delete(SshKey).where(SshKey.id == key_id, SshKey.account_id == account_id)
+        result = await execute(
+            self.session, delete(SshKey).where(SshKey.id == key_id, SshKey.account_id == account_id)
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
