@@ -148,7 +148,7 @@ class Database:
     async def _begin_sqlite_write(self, deadline: float) -> AsyncSession:
         """A session holding SQLite's write lock, waiting for it with backoff and jitter
         while another process holds it (the OperationalError once `deadline` passes)."""
-        delay = 0.0005
+        delay = 0.0002  # a write holds the lock for about a millisecond
         while True:
             session = self._writer()
             try:
@@ -163,7 +163,7 @@ class Database:
                 await session.close()
                 raise
             await asyncio.sleep(delay * random.uniform(0.5, 1.5))
-            delay = min(delay * 2, 0.02)
+            delay = min(delay * 2, 0.002)
 
     async def dispose(self) -> None:
         await self.reader.close()
