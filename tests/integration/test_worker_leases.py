@@ -22,7 +22,8 @@ async def _claim(
     servers of other tests are never disturbed)."""
     now = utcnow() + at_offset
     async with database.write() as session:
-        return await ServerRepository(session).claim(server_id, owner, now, now + lease)
+        taken = await ServerRepository(session).claim([server_id], owner, now, now + lease)
+    return taken == [server_id]
 
 
 async def test_stale_worker_cannot_overwrite_after_losing_its_lease(

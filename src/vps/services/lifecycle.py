@@ -73,7 +73,7 @@ async def claim(
     candidates = await repository.claimable(
         [status.value for status in TRANSITIONAL_STATUSES], now, limit
     )
-    return [sid for sid in candidates if await repository.claim(sid, owner, now, now + lease)]
+    return await repository.claim(candidates, owner, now, now + lease)
 
 
 async def renew(session: AsyncSession, server_id: int, owner: str, until: datetime) -> bool:

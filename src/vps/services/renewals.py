@@ -148,7 +148,7 @@ async def claim_power_offs(
     """
     candidates = await BillingRepository(session).power_off_candidates(now, limit)
     servers = ServerRepository(session)
-    return [sid for sid in candidates if await servers.claim(sid, owner, now, now + lease)]
+    return await servers.claim(candidates, owner, now, now + lease)
 
 
 async def powered_off(session: AsyncSession, server_id: int, owner: str) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 import ipaddress
 from datetime import datetime
 
-from sqlalchemy import bindparam, delete, exists, insert, select
+from sqlalchemy import BigInteger, bindparam, delete, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -23,9 +23,13 @@ def address_of(pool: Pool, host_index: int) -> str:
 
 _allocations = IpAllocation.__table__
 _later = _allocations.alias("later")
-_TAKEN = select(_allocations.c.host_index).where(
-    _allocations.c.pool_id == bindparam("pool_id"),
-    _allocations.c.host_index == bindparam("first"),
+# The first host when it is free; otherwise the host after the lowest allocation whose
+# successor is free.
+_FIRST_IF_FREE = select(bindparam("first", type_=BigInteger)).where(
+    ~exists().where(
+        _allocations.c.pool_id == bindparam("pool_id"),
+        _allocations.c.host_index == bindparam("first"),
+    )
 )
 _FIRST_GAP = (
     select(_allocations.c.host_index + 1)
@@ -40,6 +44,7 @@ _FIRST_GAP = (
     .order_by(_allocations.c.host_index)
     .limit(1)
 )
+_LOWEST_FREE = select(func.coalesce(_FIRST_IF_FREE.scalar_subquery(), _FIRST_GAP.scalar_subquery()))
 _ALLOCATE = insert(IpAllocation)
 
 
@@ -62,11 +67,8 @@ class AddressRepository:
         lowest allocation whose successor is free (found by the database walking the
         primary key in order, so it stops at the first gap)."""
         params = {"pool_id": pool.id, "first": pool.first_host}
-        taken = await execute(self.session, _TAKEN, params)
-        if taken.first() is None:
-            return pool.first_host
-        gap = (await execute(self.session, _FIRST_GAP, params)).scalar_one_or_none()
-        return gap if gap is not None and gap <= pool.last_host else None
+        lowest = (await execute(self.session, _LOWEST_FREE, params)).scalar_one_or_none()
+        return lowest if lowest is not None and lowest <= pool.last_host else None
 
     async def allocate(self, pool: Pool, server_id: int, now: datetime) -> str:
         """Give `server_id` the lowest free address of `pool`.

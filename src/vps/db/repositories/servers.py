@@ -176,19 +176,24 @@ class ServerRepository:
         result = await self.session.execute(query)
         return list(result.scalars())
 
-    async def claim(self, server_id: int, owner: str, now: datetime, until: datetime) -> bool:
-        """Take the lease of a server if nobody holds a live one (compare-and-set)."""
+    async def claim(
+        self, server_ids: Sequence[int], owner: str, now: datetime, until: datetime
+    ) -> list[int]:
+        """Take the lease of each of these servers that nobody holds a live lease of
+        (compare-and-set, in one statement); the ids taken."""
+        if not server_ids:
+            return []
         result = await execute(
             self.session,
-            update(Server)
+            update(_servers)
             .where(
-                Server.id == server_id,
-                or_(Server.lease_expires_at.is_(None), Server.lease_expires_at < now),
+                _servers.c.id.in_(server_ids),
+                or_(_servers.c.lease_expires_at.is_(None), _servers.c.lease_expires_at < now),
             )
             .values(lease_owner=owner, lease_expires_at=until)
-            .execution_options(synchronize_session=False),
+            .returning(_servers.c.id),
         )
-        return bool(result.rowcount)  # type: ignore[attr-defined]
+        return sorted(result.scalars())
 
     async def renew(self, server_id: int, owner: str, until: datetime) -> bool:
         result = await execute(
