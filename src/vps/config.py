@@ -30,6 +30,13 @@ class Settings(BaseSettings):
         description="`sqlite:///path` or `postgresql://user@host/db`; "
         "default: a SQLite file in the data directory.",
     )
+    database_pool_size: int = Field(
+        default=5,
+        ge=1,
+        le=100,
+        description="PostgreSQL connections each process keeps (as many again in bursts, "
+        "and up to 4 more for the API's reads): mind the server's `max_connections`.",
+    )
     host: str = Field(default="127.0.0.1", description="Address `vps serve` binds to.")
     port: int = Field(default=8000, description="Port `vps serve` listens on.")
     public_url: str | None = Field(

@@ -19,7 +19,7 @@ from vps.worker.engine import BILLING_SWEEP_SECONDS, Worker, WorkerConfig
 
 
 def build_database(settings: Settings) -> Database:
-    return Database(settings.resolved_database_url)
+    return Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
 
 
 def build_configured_driver(settings: Settings) -> HypervisorDriver:

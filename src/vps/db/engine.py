@@ -88,7 +88,7 @@ def _is_busy(error: OperationalError) -> bool:
 class Database:
     """Owns the engine and hands out transactions."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(self, url: str, *, pool_size: int = 5) -> None:
         self.url = url
         self.dialect = make_url(url).get_backend_name()
         kwargs: dict[str, Any] = {}

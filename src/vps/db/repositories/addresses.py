@@ -4,10 +4,9 @@ import ipaddress
 from datetime import datetime
 
 from sqlalchemy import BigInteger, bindparam, delete, exists, func, insert, select
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.db.models import IpAllocation
+from vps.db.models import IpAllocation, IpPool
 from vps.db.repositories.catalog import Pool
 from vps.db.rows import execute
 
@@ -46,6 +45,7 @@ _FIRST_GAP = (
 )
 _LOWEST_FREE = select(func.coalesce(_FIRST_IF_FREE.scalar_subquery(), _FIRST_GAP.scalar_subquery()))
 _ALLOCATE = insert(IpAllocation)
+_LOCK_POOL = select(IpPool.id).where(IpPool.id == bindparam("pool_id")).with_for_update()
 
 
 class AddressRepository:
@@ -73,34 +73,31 @@ class AddressRepository:
     async def allocate(self, pool: Pool, server_id: int, now: datetime) -> str:
         """Give `server_id` the lowest free address of `pool`.
 
-        Two allocators racing for the same address (PostgreSQL): one insert wins, the other
-        retries inside a savepoint with the next address. On SQLite the write transaction
-        holds the database's write lock, so no other allocator can run meanwhile.
+        Allocators of one pool take turns: on PostgreSQL the pool's row is locked until the
+        transaction ends (racing for the lowest free address instead, concurrent builds
+        collided again and again while the others' allocations were uncommitted); on
+        SQLite the write transaction holds the database's write lock already. Should an
+        address be taken anyway, the primary key refuses it and the transaction fails.
         """
-        racing = self.session.get_bind().dialect.name != "sqlite"
-        for _attempt in range(20):
-            index = await self._lowest_free(pool)
-            if index is None:
-                raise PoolExhausted(f"no free address left in {pool.cidr}")
-            address = address_of(pool, index)
-            row = {
+        if self.session.get_bind().dialect.name != "sqlite":
+            await execute(self.session, _LOCK_POOL, {"pool_id": pool.id})
+        index = await self._lowest_free(pool)
+        if index is None:
+            raise PoolExhausted(f"no free address left in {pool.cidr}")
+        address = address_of(pool, index)
+        await execute(
+            self.session,
+            _ALLOCATE,
+            {
                 "pool_id": pool.id,
                 "host_index": index,
                 "address": address,
                 "family": pool.family,
                 "server_id": server_id,
                 "allocated_at": now,
-            }
-            if not racing:
-                await execute(self.session, _ALLOCATE, row)
-                return address
-            try:
-                async with self.session.begin_nested():
-                    await execute(self.session, _ALLOCATE, row)
-            except IntegrityError:
-                continue
-            return address
-        raise PoolExhausted(f"could not allocate from {pool.cidr} under contention")
+            },
+        )
+        return address
 
     async def release_all(self, server_id: int) -> None:
         await execute(self.session, delete(IpAllocation).where(IpAllocation.server_id == server_id))
