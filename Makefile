@@ -42,7 +42,7 @@ test: lint pytest ## Set up and run every check
 chaos: $(VENV)/.dev ## Kill workers at random under load and check every promise (see bench/chaos.py)
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)
 
-bench: $(VENV)/.dev ## Drive the real service with wrk; req/s, latency, CPU per request (bench/run.py)
+bench: $(VENV)/.dev ## wrk scenarios, scale to 1M servers, lifecycle throughput (bench/run.py)
 	@command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python bench/run.py $(BENCH_ARGS)
 

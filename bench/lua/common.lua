@@ -1,6 +1,6 @@
--- Shared by every scenario: the token and server ids come from the environment (set by
--- bench/run.py), each thread seeds its own random generator, and done() prints one JSON
--- line that run.py parses. A 400 whose body says `invalid_state` (a power action in the
+-- Shared by every scenario: the token, server ids and locations come from the environment
+-- (set by bench/run.py), each thread seeds its own random generator, and done() prints one
+-- JSON line that run.py parses. A 400 whose body says `invalid_state` (a power action in the
 -- wrong state) is expected under load and is counted apart from the errors.
 local M = {}
 
@@ -18,6 +18,13 @@ for id in string.gmatch(os.getenv("VPS_BENCH_IDS") or "", "%d+") do
   M.ids[#M.ids + 1] = id
 end
 
+-- Creates alternate between these locations, and the filtered list asks for the first
+-- (run.py passes locations of its own: the default ones have room for 245 servers each).
+M.locations = {}
+for code in string.gmatch(os.getenv("VPS_BENCH_LOCATIONS") or "us-west,us-east", "[^,]+") do
+  M.locations[#M.locations + 1] = code
+end
+
 local counter = 0
 
 function M.server_path()
@@ -33,12 +40,13 @@ function M.list()
 end
 
 function M.list_filtered()
-  return wrk.format("GET", "/api/v1/servers/?status=active&location=us-west", M.headers)
+  return wrk.format("GET", "/api/v1/servers/?status=active&location=" .. M.locations[1],
+    M.headers)
 end
 
 function M.create()
   counter = counter + 1
-  local location = (counter % 2 == 0) and "us-west" or "us-east"
+  local location = M.locations[counter % #M.locations + 1]
   local body = string.format(
     '{"name": "bench-%d-%d", "plan_id": 3, "os_id": 5, "location": "%s"}',
     thread_id or 0, counter, location)
