@@ -58,6 +58,16 @@ class Caller:
     reader: RawReader
 
 
+@dataclass(frozen=True, slots=True)
+class Bearer:
+    """The presented token, not yet checked: for a service that authenticates in the same
+    query as its read."""
+
+    token: str
+    reader: RawReader
+    now: datetime
+
+
 @dataclass(frozen=True)
 class Context:
     """One request's transaction, caller and clock."""
@@ -71,6 +81,11 @@ async def _caller(request: Request) -> Caller:
     state = app_state(request)
     reader = state.database.reader
     return Caller(await authenticate(reader, bearer_token(request), state.clock()), reader)
+
+
+async def _bearer(request: Request) -> Bearer:
+    state = app_state(request)
+    return Bearer(bearer_token(request), state.database.reader, state.clock())
 
 
 async def _read_context(request: Request) -> AsyncIterator[Context]:
@@ -97,6 +112,7 @@ async def _write_context(request: Request) -> AsyncIterator[Context]:
 
 
 CallerDep = Annotated[Caller, Depends(_caller)]
+BearerDep = Annotated[Bearer, Depends(_bearer)]
 ReadContext = Annotated[Context, Depends(_read_context, scope="function")]
 WriteContext = Annotated[Context, Depends(_write_context, scope="function")]
 

@@ -85,14 +85,16 @@ class ServerView(NamedTuple):
         )
 
 
+_TOKEN_COLUMNS = (
+    ApiToken.id,
+    ApiToken.account_id,
+    ApiToken.read_only,
+    ApiToken.expires_at,
+    ApiToken.revoked_at,
+)
+assert len(_TOKEN_COLUMNS) == len(TokenView._fields)
 _TOKEN_BY_HASH = PreparedQuery(
-    select(
-        ApiToken.id,
-        ApiToken.account_id,
-        ApiToken.read_only,
-        ApiToken.expires_at,
-        ApiToken.revoked_at,
-    ).where(ApiToken.token_hash == bindparam("token_hash"))
+    select(*_TOKEN_COLUMNS).where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
 _SERVER_COLUMNS = (
@@ -133,6 +135,21 @@ _VISIBLE = and_(Server.account_id == bindparam("account_id"), Server.deleted_at.
 
 _SERVER_BY_ID = PreparedQuery(
     select(*_SERVER_COLUMNS).select_from(_JOINED).where(Server.id == bindparam("id"), _VISIBLE)
+)
+# The token and, when its account has it, the server: a GET in one round trip.
+_TOKEN_WITH_SERVER = PreparedQuery(
+    select(*_TOKEN_COLUMNS, *_SERVER_COLUMNS)
+    .select_from(
+        ApiToken.__table__.outerjoin(
+            _JOINED,
+            and_(
+                Server.account_id == ApiToken.account_id,
+                Server.id == bindparam("id"),
+                Server.deleted_at.is_(None),
+            ),
+        )
+    )
+    .where(ApiToken.token_hash == bindparam("token_hash"))
 )
 
 
@@ -181,6 +198,22 @@ _LOCATION_EXISTS = PreparedQuery(select(Location.id).where(Location.code == bind
 async def token_by_hash(reader: RawReader, token_hash: str) -> TokenView | None:
     row = await fetch_one(reader, _TOKEN_BY_HASH, {"token_hash": token_hash})
     return None if row is None else TokenView._make(row)
+
+
+async def token_with_server(
+    reader: RawReader, token_hash: str, server_id: int
+) -> tuple[TokenView, ServerView | None] | None:
+    """The token with this hash (None if there is none) and the server with this id if the
+    token's account has it (deleted servers excluded), in one query."""
+    if not storable_id(server_id):
+        token = await token_by_hash(reader, token_hash)
+        return None if token is None else (token, None)
+    row = await fetch_one(reader, _TOKEN_WITH_SERVER, {"token_hash": token_hash, "id": server_id})
+    if row is None:
+        return None
+    width = len(TokenView._fields)
+    found = None if row[width] is None else ServerView._make(row[width:])
+    return TokenView._make(row[:width]), found
 
 
 async def server(reader: RawReader, account_id: int, server_id: int) -> ServerView | None:

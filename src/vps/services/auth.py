@@ -8,6 +8,7 @@ from vps.db import views
 from vps.db.models import Account, ApiToken
 from vps.db.reader import RawReader
 from vps.db.repositories.accounts import TokenRepository
+from vps.db.views import TokenView
 from vps.domain import tokens
 from vps.domain.errors import NotFound, Unauthenticated
 from vps.services.principal import Principal
@@ -20,9 +21,18 @@ async def authenticate(reader: RawReader, token: str, now: datetime) -> Principa
     The token is looked up on every request (a primary-key-sized read of committed data),
     so a revocation or an expiry takes effect on the very next request, in every process.
     """
+    return principal_of(await views.token_by_hash(reader, token_hash(token)), now)
+
+
+def token_hash(token: str) -> str:
+    """The stored hash of a well-formed token (Unauthenticated for any other string)."""
     if not tokens.is_well_formed(token):
         raise Unauthenticated("The API token is malformed.")
-    record = await views.token_by_hash(reader, tokens.hash_token(token))
+    return tokens.hash_token(token)
+
+
+def principal_of(record: TokenView | None, now: datetime) -> Principal:
+    """The principal of the token found by its hash, or Unauthenticated."""
     if record is None:
         raise Unauthenticated("The API token is invalid.")
     if record.revoked_at is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from vps.api.deps import CallerDep, StateDep, WriteContext
+from vps.api.deps import BearerDep, CallerDep, StateDep, WriteContext
 from vps.api.presenters import action_out, server_body, server_of
 from vps.api.responses import JsonBody
 from vps.api.routes.common import (
@@ -86,10 +86,9 @@ async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep
 
 
 @router.get("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 404))
-async def get_server(server_id: ServerId, caller: CallerDep) -> JsonBody:
-    view = await servers.view_server(
-        caller.reader, caller.principal, existing_id(server_id, "server")
-    )
+async def get_server(server_id: ServerId, bearer: BearerDep) -> JsonBody:
+    # Authenticated by the service, in the same query as the read (one round trip).
+    view = await servers.view_server(bearer.reader, bearer.token, server_id, bearer.now)
     return JsonBody(server_body(view))
 
 
