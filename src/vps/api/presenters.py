@@ -15,7 +15,7 @@ from vps.api.schemas import (
     PlanSummary,
     SshKeyOut,
 )
-from vps.db.models import Action, CreditTransaction, Plan, Server, SshKey
+from vps.db.models import Action, CreditTransaction, Plan, SshKey
 from vps.db.views import ServerView
 from vps.domain.money import format_cents
 from vps.domain.states import ActionStatus, ServerStatus
@@ -76,11 +76,6 @@ def server_body(view: ServerView) -> dict[str, Any]:
         "created_at": view.created_at,
         "updated_at": view.updated_at,
     }
-
-
-def server_of(server: Server) -> dict[str, Any]:
-    """The API body of a server the ORM loaded."""
-    return server_body(ServerView.of(server))
 
 
 def action_out(action: Action) -> ActionOut:

@@ -2,8 +2,9 @@
 
 A `ServerView` holds every column a server's API body shows (its plan, operating system,
 location and latest usage joined in). The API's GET and list read them through the
-prepared queries below; the write paths build the same view from the ORM object they
-already hold, so every server body in the API comes from one presenter.
+prepared queries below; the write paths read the same statement in their transaction
+(`server_in`), or build the view from what they just wrote (a create), so every server
+body in the API comes from one presenter.
 """
 
 from __future__ import annotations
@@ -12,9 +13,11 @@ from datetime import datetime
 from typing import NamedTuple
 
 from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import ApiToken, Location, OperatingSystem, Plan, Server, ServerUsage
 from vps.db.reader import AnySelect, PreparedQuery, RawReader, fetch_one
+from vps.db.rows import execute
 from vps.db.types import storable_id, storable_text
 
 
@@ -52,37 +55,6 @@ class ServerView(NamedTuple):
     error_message: str | None
     created_at: datetime
     updated_at: datetime
-
-    @classmethod
-    def of(cls, server: Server) -> ServerView:
-        """The view of a server the ORM loaded (with its plan, os, location and usage)."""
-        usage = server.usage
-        return cls(
-            server.id,
-            server.name,
-            server.hostname,
-            server.status,
-            server.ipv4_address,
-            server.ipv6_address,
-            server.location.code,
-            server.plan.id,
-            server.plan.name,
-            server.plan.vcpus,
-            server.plan.memory_mb,
-            server.plan.storage_gb,
-            server.plan.bandwidth_gb,
-            server.os.id,
-            server.os.name,
-            server.backups_enabled,
-            usage.cpu_percent if usage else None,
-            usage.memory_used_mb if usage else None,
-            usage.disk_used_gb if usage else None,
-            usage.bandwidth_used_gb if usage else None,
-            server.error_code,
-            server.error_message,
-            server.created_at,
-            server.updated_at,
-        )
 
 
 _TOKEN_COLUMNS = (
@@ -214,6 +186,18 @@ async def token_with_server(
     width = len(TokenView._fields)
     found = None if row[width] is None else ServerView._make(row[width:])
     return TokenView._make(row[:width]), found
+
+
+async def server_in(session: AsyncSession, account_id: int, server_id: int) -> ServerView | None:
+    """The account's server as the read model shows it, read in the caller's transaction
+    (so it sees the caller's own writes), with the same statement as the raw reader's."""
+    if not storable_id(server_id):
+        return None
+    result = await execute(
+        session, _SERVER_BY_ID.statement, {"id": server_id, "account_id": account_id}
+    )
+    row = result.first()
+    return None if row is None else ServerView._make(row)
 
 
 async def server(reader: RawReader, account_id: int, server_id: int) -> ServerView | None:

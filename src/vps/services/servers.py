@@ -60,7 +60,7 @@ class ServerChanges:
 
 @dataclass(frozen=True)
 class ActionResult:
-    server: Server
+    server: ServerView
     action: Action
     message: str
 
@@ -90,12 +90,12 @@ def _not_found(server_id: int) -> NotFound:
 
 
 async def _new_action(
-    session: AsyncSession, server: Server, kind: ActionKind, now: datetime
+    session: AsyncSession, account_id: int, server_id: int, kind: ActionKind, now: datetime
 ) -> Action:
     return await ActionRepository(session).add(
         Action(
-            account_id=server.account_id,
-            server_id=server.id,
+            account_id=account_id,
+            server_id=server_id,
             kind=kind.value,
             status=ActionStatus.RUNNING.value,
             started_at=now,
@@ -164,7 +164,7 @@ async def create_server(
         reference=billing.create_charge_reference(server.id),
         description=f"First month of server {server.id} ({offer.plan_name})",
     )
-    action = await _new_action(session, server, ActionKind.CREATE, now)
+    action = await _new_action(session, server.account_id, server.id, ActionKind.CREATE, now)
     await ServerRepository(session).announce_work()
     view = ServerView(
         server.id,
@@ -208,13 +208,6 @@ async def _explain_missing_offer(
     location = await catalog.location_by_code(draft.location)
     if location is None or not location.available:
         problems.add("location", f"No available location {draft.location!r}.", "unknown")
-
-
-async def get_server(session: AsyncSession, principal: Principal, server_id: int) -> Server:
-    server = await ServerRepository(session).get_visible(principal.account_id, server_id)
-    if server is None:
-        raise _not_found(server_id)
-    return server
 
 
 async def view_server(reader: RawReader, token: str, server_id: int, now: datetime) -> ServerView:
@@ -273,10 +266,11 @@ async def update_server(
     server_id: int,
     changes: ServerChanges,
     now: datetime,
-) -> Server:
+) -> ServerView:
     principal.require_write()
     repository = ServerRepository(session)
-    if await repository.get_visible(principal.account_id, server_id) is None:
+    view = await views.server_in(session, principal.account_id, server_id)
+    if view is None:
         raise _not_found(server_id)
     problems = Problems()
     _check_names(problems, changes.name, changes.hostname)
@@ -290,11 +284,21 @@ async def update_server(
         )
         if value is not None
     }
-    if values:
-        values["updated_at"] = now
-        if not await repository.update_visible(principal.account_id, server_id, values):
-            raise _not_found(server_id)
-    return await get_server(session, principal, server_id)
+    if not values:
+        return view
+    values["updated_at"] = now
+    if not await repository.update_visible(principal.account_id, server_id, values):
+        raise _not_found(server_id)
+    return await _view_after_write(session, principal, server_id)
+
+
+async def _view_after_write(
+    session: AsyncSession, principal: Principal, server_id: int
+) -> ServerView:
+    view = await views.server_in(session, principal.account_id, server_id)
+    if view is None:  # the conditional write just found it: only a bug gets here
+        raise _not_found(server_id)
+    return view
 
 
 async def delete_server(
@@ -322,7 +326,7 @@ async def delete_server(
         error_message="The server was deleted before this action finished.",
     )
     await ServerRepository(session).announce_work()
-    return await _new_action(session, server, ActionKind.DELETE, now)
+    return await _new_action(session, server.account_id, server.id, ActionKind.DELETE, now)
 
 
 async def _mark_deleting(
@@ -378,7 +382,7 @@ async def power_action(
 ) -> ActionResult:
     principal.require_write()
     repository = ServerRepository(session)
-    server = await repository.get_visible(principal.account_id, server_id)
+    server = await views.server_in(session, principal.account_id, server_id)
     if server is None:
         raise _not_found(server_id)
     transition = plan_power_action(
@@ -399,7 +403,7 @@ async def power_action(
             kind, ServerStatus(current.status), unpaid=current.error_code == PAYMENT_REQUIRED
         )
         raise InvalidState("The server changed state; try again.", current.status)
-    action = await _new_action(session, server, kind, now)
+    action = await _new_action(session, principal.account_id, server_id, kind, now)
     await repository.announce_work()
-    refreshed = await get_server(session, principal, server_id)
+    refreshed = await _view_after_write(session, principal, server_id)
     return ActionResult(refreshed, action, transition.message)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Response
 
 from vps.api.deps import BearerDep, CallerDep, StateDep, WriteContext
-from vps.api.presenters import action_out, server_body, server_of
+from vps.api.presenters import action_out, server_body
 from vps.api.responses import JsonBody
 from vps.api.routes.common import (
     PagingDep,
@@ -101,7 +101,7 @@ async def replace_server(server_id: ServerId, body: ReplaceServerIn, ctx: WriteC
     server = await servers.update_server(
         ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
     )
-    return JsonBody(server_of(server))
+    return JsonBody(server_body(server))
 
 
 @router.patch("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
@@ -113,7 +113,7 @@ async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteCont
     server = await servers.update_server(
         ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
     )
-    return JsonBody(server_of(server))
+    return JsonBody(server_body(server))
 
 
 @router.delete(
