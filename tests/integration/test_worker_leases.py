@@ -40,16 +40,14 @@ async def test_stale_worker_cannot_overwrite_after_losing_its_lease(
     assert await _claim(database, sid, "worker-a", lease, future)
     assert not await _claim(database, sid, "worker-b", lease, future)
 
-    async with database.read() as session:
-        job_a = await lifecycle.load_job(session, sid, "worker-a")
+    job_a = await lifecycle.load_job(database.reader, sid, "worker-a")
     assert job_a is not None
 
     # a's lease runs out; b takes over and completes the build.
     later = future + timedelta(minutes=5)
     assert await _claim(database, sid, "worker-b", lease, later)
-    async with database.read() as session:
-        job_b = await lifecycle.load_job(session, sid, "worker-b")
-        assert await lifecycle.load_job(session, sid, "worker-a") is None
+    job_b = await lifecycle.load_job(database.reader, sid, "worker-b")
+    assert await lifecycle.load_job(database.reader, sid, "worker-a") is None
     assert job_b is not None
     async with database.write() as session:
         assert await lifecycle.complete(session, job_b, "worker-b", utcnow(), None)

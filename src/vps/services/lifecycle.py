@@ -14,10 +14,11 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from vps.db.reader import RawReader
 from vps.db.repositories.accounts import LedgerRepository
 from vps.db.repositories.addresses import AddressRepository, PoolExhausted
 from vps.db.repositories.catalog import CatalogRepository
-from vps.db.repositories.servers import ActionRepository, ServerRepository
+from vps.db.repositories.servers import ActionRepository, ServerRepository, job_row
 from vps.db.repositories.usage import UsageRepository
 from vps.domain.states import (
     RUNNING_STATUSES,
@@ -84,8 +85,9 @@ async def release(session: AsyncSession, server_id: int, owner: str) -> None:
     await ServerRepository(session).release(server_id, owner, {})
 
 
-async def load_job(session: AsyncSession, server_id: int, owner: str) -> Job | None:
-    row = await ServerRepository(session).job(server_id)
+async def load_job(reader: RawReader, server_id: int, owner: str) -> Job | None:
+    """The work this owner holds the lease of, or None (not ours, or nothing to do)."""
+    row = await job_row(reader, server_id)
     if row is None:
         return None
     account_id, status_value, attempts, created_at, lease_owner, location_id = tuple(row)[:6]

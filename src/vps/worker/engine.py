@@ -166,8 +166,7 @@ class Worker:
 
     async def _process(self, server_id: int) -> None:
         try:
-            async with self.database.read() as session:
-                job = await lifecycle.load_job(session, server_id, self.worker_id)
+            job = await lifecycle.load_job(self.database.reader, server_id, self.worker_id)
             if job is None:
                 return
             heartbeat = asyncio.create_task(self._heartbeat(server_id))

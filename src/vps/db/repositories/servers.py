@@ -8,6 +8,7 @@ from sqlalchemy import Row, Table, and_, bindparam, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import Action, Location, OperatingSystem, Plan, Server, ServerUsage
+from vps.db.reader import PreparedQuery, RawReader, fetch_one
 from vps.db.rows import execute, insert_row
 from vps.db.types import storable_id
 from vps.domain.states import ActionStatus, ServerStatus
@@ -70,6 +71,15 @@ _FINISH_RUNNING = (
         error_message=bindparam("new_error_message"),
     )
 )
+
+
+_JOB_QUERY = PreparedQuery(_JOB)
+
+
+async def job_row(reader: RawReader, server_id: int) -> Sequence[Any] | None:
+    """What a worker needs to work on a server: `JOB_COLUMNS`, then the `SPEC_COLUMNS`
+    (committed data, read without a transaction: one query per job)."""
+    return await fetch_one(reader, _JOB_QUERY, {"server_id": server_id})
 
 
 class ServerRepository:
@@ -267,10 +277,6 @@ class ServerRepository:
             .limit(limit)
         )
         return list((await execute(self.session, query)).all())
-
-    async def job(self, server_id: int) -> Row[Any] | None:
-        """What a worker needs to work on a server: `JOB_COLUMNS`, then the `SPEC_COLUMNS`."""
-        return (await execute(self.session, _JOB, {"server_id": server_id})).first()
 
     async def is_visible(self, account_id: int, server_id: int) -> bool:
         """Whether the account owns this server and it is not deleted (no row is loaded)."""
