@@ -200,14 +200,6 @@ async def server_in(session: AsyncSession, account_id: int, server_id: int) -> S
     return None if row is None else ServerView._make(row)
 
 
-async def server(reader: RawReader, account_id: int, server_id: int) -> ServerView | None:
-    """The account's server with this id, unless deleted."""
-    if not storable_id(server_id):
-        return None
-    row = await fetch_one(reader, _SERVER_BY_ID, {"id": server_id, "account_id": account_id})
-    return None if row is None else ServerView._make(row)
-
-
 async def server_page(
     reader: RawReader,
     account_id: int,

@@ -21,6 +21,7 @@ from vps.domain.states import (
     VISIBLE_STATUSES,
     ActionKind,
     ActionStatus,
+    PowerAction,
     ServerStatus,
     plan_power_action,
 )
@@ -373,6 +374,13 @@ async def _refund_unused_hours(session: AsyncSession, server: Server, now: datet
     )
 
 
+def _judge(kind: ActionKind, server: ServerView) -> PowerAction:
+    """The transition the action asks of the server as it is (InvalidState when none)."""
+    return plan_power_action(
+        kind, ServerStatus(server.status), unpaid=server.error_code == PAYMENT_REQUIRED
+    )
+
+
 async def power_action(
     session: AsyncSession,
     principal: Principal,
@@ -385,9 +393,7 @@ async def power_action(
     server = await views.server_in(session, principal.account_id, server_id)
     if server is None:
         raise _not_found(server_id)
-    transition = plan_power_action(
-        kind, ServerStatus(server.status), unpaid=server.error_code == PAYMENT_REQUIRED
-    )
+    transition = _judge(kind, server)
     won = await repository.update_visible(
         principal.account_id,
         server_id,
@@ -396,12 +402,10 @@ async def power_action(
     )
     if not won:
         # Someone else changed the status between our read and our write: judge again.
-        current = await repository.get_visible(principal.account_id, server_id)
+        current = await views.server_in(session, principal.account_id, server_id)
         if current is None:
             raise _not_found(server_id)
-        plan_power_action(
-            kind, ServerStatus(current.status), unpaid=current.error_code == PAYMENT_REQUIRED
-        )
+        _judge(kind, current)
         raise InvalidState("The server changed state; try again.", current.status)
     action = await _new_action(session, principal.account_id, server_id, kind, now)
     await repository.announce_work()

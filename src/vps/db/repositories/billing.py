@@ -38,6 +38,14 @@ def _period_due(
     )
 
 
+# A visible server suspended for lack of credits.
+_UNPAID = and_(
+    Server.deleted_at.is_(None),
+    Server.status == ServerStatus.SUSPENDED.value,
+    Server.error_code == PAYMENT_REQUIRED,
+)
+
+
 class BillingRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -77,8 +85,7 @@ class BillingRepository:
                 paid_until=paid_until,
                 billing_period=period + 1,
                 version=Server.version + 1,
-            )
-            .execution_options(synchronize_session=False),
+            ),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -105,8 +112,7 @@ class BillingRepository:
                 retry_at=None,
                 updated_at=now,
                 version=Server.version + 1,
-            )
-            .execution_options(synchronize_session=False),
+            ),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -126,9 +132,7 @@ class BillingRepository:
             select(Server)
             .where(
                 Server.account_id == account_id,
-                Server.deleted_at.is_(None),
-                Server.status == ServerStatus.SUSPENDED.value,
-                Server.error_code == PAYMENT_REQUIRED,
+                _UNPAID,
             )
             .order_by(Server.created_at, Server.id)
             .execution_options(populate_existing=True)
@@ -139,9 +143,7 @@ class BillingRepository:
         result = await self.session.execute(
             select(Server.account_id)
             .where(
-                Server.deleted_at.is_(None),
-                Server.status == ServerStatus.SUSPENDED.value,
-                Server.error_code == PAYMENT_REQUIRED,
+                _UNPAID,
             )
             .group_by(Server.account_id)
             .order_by(Server.account_id)
@@ -159,9 +161,7 @@ class BillingRepository:
             .where(
                 Server.id == server_id,
                 Server.billing_period == period,
-                Server.deleted_at.is_(None),
-                Server.status == ServerStatus.SUSPENDED.value,
-                Server.error_code == PAYMENT_REQUIRED,
+                _UNPAID,
             )
             .values(
                 status=RESUMED_STATUS.value,
@@ -175,8 +175,7 @@ class BillingRepository:
                 retry_at=None,
                 updated_at=now,
                 version=Server.version + 1,
-            )
-            .execution_options(synchronize_session=False),
+            ),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -209,7 +208,6 @@ class BillingRepository:
                 attempts=0,
                 retry_at=None,
                 version=Server.version + 1,
-            )
-            .execution_options(synchronize_session=False),
+            ),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]

@@ -103,28 +103,6 @@ class ServerRepository:
         )
         return result.unique().scalar_one_or_none()
 
-    async def page(
-        self,
-        account_id: int,
-        *,
-        status: str | None,
-        location_id: int | None,
-        offset: int,
-        limit: int,
-    ) -> tuple[int, list[Server]]:
-        conditions = [_visible(account_id)]
-        if status is not None:
-            conditions.append(Server.status == status)
-        if location_id is not None:
-            conditions.append(Server.location_id == location_id)
-        total = await self.session.scalar(
-            select(func.count()).select_from(Server).where(*conditions)
-        )
-        result = await self.session.execute(
-            select(Server).where(*conditions).order_by(Server.id).offset(offset).limit(limit)
-        )
-        return int(total or 0), list(result.unique().scalars())
-
     async def update_visible(
         self,
         account_id: int,
@@ -137,11 +115,7 @@ class ServerRepository:
         query = update(Server).where(Server.id == server_id, _visible(account_id))
         if expected_status is not None:
             query = query.where(Server.status == expected_status.value)
-        result = await self.session.execute(
-            query.values(version=Server.version + 1, **values).execution_options(
-                synchronize_session=False
-            )
-        )
+        result = await execute(self.session, query.values(version=Server.version + 1, **values))
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
     async def update_visible_at_version(
@@ -152,8 +126,7 @@ class ServerRepository:
             self.session,
             update(Server)
             .where(Server.id == server_id, _visible(account_id), Server.version == version)
-            .values(version=Server.version + 1, **values)
-            .execution_options(synchronize_session=False),
+            .values(version=Server.version + 1, **values),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -210,8 +183,7 @@ class ServerRepository:
             self.session,
             update(Server)
             .where(Server.id == server_id, Server.lease_owner == owner)
-            .values(lease_expires_at=until)
-            .execution_options(synchronize_session=False),
+            .values(lease_expires_at=until),
         )
         return bool(result.rowcount)  # type: ignore[attr-defined]
 
@@ -253,8 +225,7 @@ class ServerRepository:
             self.session,
             update(Server)
             .where(Server.id == server_id, Server.lease_owner == owner)
-            .values(lease_owner=None, lease_expires_at=None, **values)
-            .execution_options(synchronize_session=False),
+            .values(lease_owner=None, lease_expires_at=None, **values),
         )
 
     async def needing_usage(self, before: datetime, limit: int) -> list[Row[Any]]:
