@@ -28,7 +28,7 @@ lint: $(VENV)/.dev ## ruff, mypy --strict and the layer contracts
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 
-pytest: $(VENV)/.dev ## The test suite on SQLite, then on PostgreSQL if VPS_TEST_POSTGRES_URL is set
+pytest: $(VENV)/.dev ## The suite on SQLite, then on PostgreSQL if VPS_TEST_POSTGRES_URL is set (Redis tests: VPS_TEST_REDIS_URL)
 	$(BIN)/pytest
 	@if [ -n "$$VPS_TEST_POSTGRES_URL" ]; then \
 		echo "== the same suite on PostgreSQL"; \

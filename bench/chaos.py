@@ -294,6 +294,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "VPS_SIM_PROVISION_SECONDS": "0.3",
         "VPS_SIM_ACTION_SECONDS": "0.1",
         "VPS_SIM_DELETE_SECONDS": "0.05",
+        # The chaos run hammers a few tokens far past any production rate limit.
+        "VPS_RATE_LIMITS": "off",
         "VPS_WORKER_LEASE_SECONDS": "1",
         "VPS_WORKER_POLL_SECONDS": "0.1",
         "VPS_WORKER_MAX_ATTEMPTS": "4",

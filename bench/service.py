@@ -136,6 +136,8 @@ def service_env(url: str, workdir: Path, **settings: str) -> dict[str, str]:
         "VPS_SIM_PROVISION_SECONDS": "0",
         "VPS_SIM_ACTION_SECONDS": "0",
         "VPS_SIM_DELETE_SECONDS": "0",
+        # The benchmark measures the service, not the throttle in front of it.
+        "VPS_RATE_LIMITS": "off",
         **{f"VPS_{name.upper()}": value for name, value in settings.items()},
     }
 

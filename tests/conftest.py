@@ -77,6 +77,7 @@ def settings(database_url: str, tmp_path_factory: pytest.TempPathFactory) -> Set
         sim_provision_seconds=FAST.provision_seconds,
         sim_action_seconds=FAST.action_seconds,
         sim_delete_seconds=FAST.delete_seconds,
+        rate_limits="off",
     )
 
 

@@ -8,12 +8,35 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from limits import RateLimitItem, parse_many
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "vps"
+
+
+def parse_rate_limits(text: str) -> list[RateLimitItem]:
+    """`250/minute;5000/hour` as limit items, shortest window first; `off` or empty: none.
+
+    Raises `ValueError` for a string the `limits` notation does not accept, or for two
+    limits over the same window (they would be one policy under two names).
+    """
+    if text.strip().lower() in ("", "off"):
+        return []
+    try:
+        items = parse_many(text)
+    except ValueError as error:
+        raise ValueError(
+            f"VPS_RATE_LIMITS must look like '250/minute;5000/hour' or be 'off': {error}"
+        ) from None
+    if any(item.amount < 1 for item in items):
+        raise ValueError("VPS_RATE_LIMITS: every limit must allow at least one request")
+    windows = [item.get_expiry() for item in items]
+    if len(set(windows)) != len(windows):
+        raise ValueError("VPS_RATE_LIMITS has two limits over the same window")
+    return sorted(items, key=lambda item: item.get_expiry())
 
 
 class Settings(BaseSettings):
@@ -121,9 +144,38 @@ class Settings(BaseSettings):
         "charged its plan's monthly price per period, in advance, and is refunded the unused "
         "whole hours of the period when it is deleted.",
     )
+    idempotency_retention_seconds: int = Field(
+        default=86_400,
+        gt=0,
+        description="How long the outcome of a POST sent with an `Idempotency-Key` is "
+        "remembered (a retry after this does the work again); expired keys are deleted by "
+        "the worker.",
+    )
     page_size_default: int = Field(default=50, ge=1, description="Default list page size.")
     page_size_max: int = Field(default=100, ge=1, description="Largest page size accepted.")
     log_level: str = Field(default="info", description="Log level: debug, info, warning, error.")
+    rate_limits: str = Field(
+        default="250/minute;5000/hour",
+        description="Requests each API token (or, without a valid-looking token, each client "
+        "address) may make, in the `limits` notation (`250/minute;5000/hour`); `off` or empty "
+        "turns rate limiting off.",
+    )
+    redis_url: str | None = Field(
+        default=None,
+        description="`redis://host:port/db`: share the rate-limit counters between every API "
+        "process through Redis; default: each process counts in its own memory.",
+    )
+    redis_key_prefix: str = Field(
+        default="vps-ratelimit",
+        min_length=1,
+        description="Prefix of the rate-limit keys in Redis, so that several deployments can "
+        "share one Redis without sharing counters.",
+    )
+    max_body_bytes: int = Field(
+        default=65_536,
+        ge=1,
+        description="Largest request body accepted, in bytes; a larger one is refused with `413`.",
+    )
 
     @field_validator("database_url")
     @classmethod
@@ -135,6 +187,27 @@ class Settings(BaseSettings):
         ):
             raise ValueError("VPS_DATABASE_URL must start with sqlite:// or postgresql://")
         return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _parsable_rate_limits(cls, value: str) -> str:
+        # Parsed here so that a typo stops the service at startup, not at its first request.
+        parse_rate_limits(value)
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is None or value == "":
+            return None
+        if not value.startswith(("redis://", "rediss://", "redis+unix://")):
+            raise ValueError("VPS_REDIS_URL must start with redis://, rediss:// or redis+unix://")
+        return value
+
+    @property
+    def rate_limit_items(self) -> list[RateLimitItem]:
+        """The rate limits, shortest window first; empty when rate limiting is off."""
+        return parse_rate_limits(self.rate_limits)
 
     @property
     def resolved_database_url(self) -> str:

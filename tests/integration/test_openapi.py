@@ -52,9 +52,16 @@ async def test_openapi_is_served_without_a_token(client: httpx.AsyncClient) -> N
     assert response.json()["openapi"].startswith("3.")
 
 
-async def test_openapi_never_mentions_422(client: httpx.AsyncClient) -> None:
-    text = (await client.get(OPENAPI)).text
-    assert "422" not in text
+async def test_openapi_never_mentions_fastapis_validation_422(
+    client: httpx.AsyncClient,
+) -> None:
+    document = (await client.get(OPENAPI)).json()
+    text = str(document)
+    for path, method, operation in operations(document):
+        # The only 422 is a reused Idempotency-Key, on the operations that accept one.
+        if "422" in operation["responses"]:
+            parameters = {p["name"] for p in operation.get("parameters", [])}
+            assert "Idempotency-Key" in parameters, (path, method)
     assert "HTTPValidationError" not in text
     assert '"ValidationError"' not in text
 
@@ -74,7 +81,7 @@ def test_every_operation_answers_errors_in_the_error_shape(
     assert len([path for path, _, _ in every if path in SPEC_OPERATIONS]) == 9
     for path, method, operation in every:
         responses = operation["responses"]
-        assert "422" not in responses
+        assert "HTTPValidationError" not in str(responses.get("422", ""))
         documented = [error_schema(operation, s) for s in ("400", "401")]
         assert {"$ref": ERROR_REF} in documented, (path, method, responses)
         # Every operation needs a token, so every one documents its 401.

@@ -8,10 +8,13 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from vps import __version__
+from vps.api.bodylimit import BodyLimitMiddleware
 from vps.api.deps import AppState
 from vps.api.errors import install_error_handlers
 from vps.api.middleware import RequestContextMiddleware
 from vps.api.openapi import install_openapi
+from vps.api.ratelimit import RateLimitMiddleware, build_rate_limiter
+from vps.api.replay import install_replay_handler
 from vps.api.routes import ROUTERS
 from vps.config import Settings
 from vps.db.engine import Database
@@ -61,6 +64,12 @@ def create_app(
     for router in ROUTERS:
         app.include_router(router)
     install_error_handlers(app)
+    install_replay_handler(app)
     install_openapi(app)
+    # The last added runs first: a request gets its id, is counted, then has its body capped.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    limiter = build_rate_limiter(settings)
+    if limiter is not None:
+        app.add_middleware(RateLimitMiddleware, limiter=limiter)
     app.add_middleware(RequestContextMiddleware)
     return app

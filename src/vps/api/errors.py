@@ -18,6 +18,7 @@ from vps.domain.errors import (
     InsufficientCredits,
     InvalidParameters,
     InvalidState,
+    PreconditionFailed,
     Unauthenticated,
 )
 from vps.domain.money import format_cents
@@ -35,6 +36,11 @@ STATUS_BY_CODE: dict[str, int] = {
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
+    "idempotency_key_in_use": 409,
+    "precondition_failed": 412,
+    "idempotency_key_reused": 422,
+    "payload_too_large": 413,
+    "rate_limited": 429,
     "internal_error": 500,
     "service_unavailable": 503,
 }
@@ -146,6 +152,9 @@ def install_error_handlers(app: FastAPI) -> None:
             extra["current_status"] = error.current_status
         elif isinstance(error, Unauthenticated):
             headers = _AUTH_CHALLENGE
+        elif isinstance(error, PreconditionFailed):
+            # The current version, so the client can read the resource again and retry.
+            headers = {"ETag": error.current_etag}
         return error_response(
             request,
             error.code,

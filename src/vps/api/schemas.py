@@ -8,6 +8,13 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, field_validator
 from pydantic_core import PydanticCustomError
 
+from vps.domain.validation import (
+    HOSTNAME_MAX_LENGTH,
+    HOSTNAME_PATTERN,
+    NAME_MAX_LENGTH,
+    NAME_PATTERN,
+)
+
 
 def format_timestamp(value: datetime) -> str:
     return value.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -141,6 +148,11 @@ class PlanOut(PlanSummary):
     backups_monthly_price: Money
 
 
+class OsOut(OsSummary):
+    """An operating system of the catalog (named like `PlanOut` and `LocationOut`, so that
+    tools that match `os_id` to the resource that lists it find it)."""
+
+
 class LocationOut(BaseModel):
     code: str
     name: str
@@ -208,27 +220,77 @@ class ErrorResponse(BaseModel):
 
 # Requests -------------------------------------------------------------------------------
 
+# The rules the services enforce, published in the OpenAPI document only: validating them
+# here too would answer pydantic's wording instead of the services' messages, which name
+# the rule that was broken.
+_NAME_RULES: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": NAME_MAX_LENGTH,
+    "pattern": NAME_PATTERN,
+    "description": "Letters, digits and hyphens; no hyphen at either end",
+}
+_HOSTNAME_RULES: dict[str, Any] = {
+    "maxLength": HOSTNAME_MAX_LENGTH,
+    "pattern": HOSTNAME_PATTERN,
+    "description": "A fully qualified domain name (RFC 1123)",
+}
+
+
+def _never_null(json_type: str, rules: dict[str, Any] | None = None) -> Any:
+    """The schema of an optional field that may be left out but not sent as null."""
+
+    def edit(schema: dict[str, Any]) -> None:
+        schema.pop("anyOf", None)
+        schema.pop("default", None)
+        schema["type"] = json_type
+        schema.update(rules or {})
+
+    return edit
+
+
+# What `str.strip()` removes, spelled out: JSON Schema's `\\s` (ECMA-262) is another set (it
+# lacks U+0085 and has U+FEFF), so a name of those alone would be valid to one and blank to
+# the other.
+BLANK_CHARACTERS = (
+    "\\u0009-\\u000d\\u001c-\\u0020\\u0085\\u00a0\\u1680\\u2000-\\u200a"
+    "\\u2028\\u2029\\u202f\\u205f\\u3000"
+)
+# Not blank, and no NUL character (see `StrictInput`).
+_KEY_NAME_RULES: dict[str, Any] = {
+    "minLength": 1,
+    "maxLength": 100,
+    "pattern": f"^[^\\u0000]*[^{BLANK_CHARACTERS}\\u0000][^\\u0000]*$",
+}
+
 
 class CreateServerIn(StrictInput):
-    name: str = Field(examples=["web-server-02"])
+    name: str = Field(examples=["web-server-02"], json_schema_extra=_NAME_RULES)
     plan_id: int = Field(examples=[1])
     os_id: int = Field(examples=[5])
     location: str = Field(examples=["us-west"])
-    hostname: str | None = Field(default=None, examples=["web02.example.com"])
+    hostname: str | None = Field(
+        default=None, examples=["web02.example.com"], json_schema_extra=_HOSTNAME_RULES
+    )
     ssh_key_id: int | None = None
     backups_enabled: bool = False
 
 
 class ReplaceServerIn(StrictInput):
-    name: str
-    hostname: str
+    name: str = Field(examples=["web-server-updated"], json_schema_extra=_NAME_RULES)
+    hostname: str = Field(examples=["web-updated.example.com"], json_schema_extra=_HOSTNAME_RULES)
     backups_enabled: bool
 
 
 class PatchServerIn(StrictInput):
-    name: str | None = None
-    hostname: str | None = None
-    backups_enabled: bool | None = None
+    name: str | None = Field(
+        default=None,
+        examples=["new-server-name"],
+        json_schema_extra=_never_null("string", _NAME_RULES),
+    )
+    hostname: str | None = Field(
+        default=None, json_schema_extra=_never_null("string", _HOSTNAME_RULES)
+    )
+    backups_enabled: bool | None = Field(default=None, json_schema_extra=_never_null("boolean"))
 
     @field_validator("name", "hostname", "backups_enabled", mode="before")
     @classmethod
@@ -240,5 +302,32 @@ class PatchServerIn(StrictInput):
 
 
 class CreateSshKeyIn(StrictInput):
-    name: str = Field(examples=["laptop"])
-    public_key: str = Field(examples=["ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAA... me@laptop"])
+    name: str = Field(examples=["laptop"], json_schema_extra=_KEY_NAME_RULES)
+    # A complete key: clients (and fuzzers) that send the example get it accepted.
+    public_key: str = Field(
+        examples=[
+            "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl "
+            "me@laptop"
+        ]
+    )
+
+
+class AuditTarget(BaseModel):
+    type: str = Field(description="`server` or `ssh_key`")
+    id: int | None = Field(description="Null for a create that was refused")
+
+
+class AuditEventOut(BaseModel):
+    """One mutation asked through the API, and how it ended."""
+
+    id: int
+    action: str = Field(description="What was asked, e.g. `server.create`, `server.reboot`")
+    target: AuditTarget
+    token_id: int = Field(description="The API token that asked (see `vps tokens list`)")
+    method: str
+    path: str
+    status_code: int = Field(description="The HTTP status of the answer")
+    result: Literal["succeeded", "refused"]
+    error_code: str | None = Field(description="The error's `code` when refused")
+    request_id: str = Field(description="The `X-Request-ID` of the request")
+    created_at: Timestamp

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
+import logging.config
 import os
 import signal
 from typing import Annotated
@@ -14,6 +14,7 @@ import uvicorn
 
 from vps.cli.admin import accounts_app, catalog_app, credits_app, tokens_app
 from vps.cli.common import fail, run_with_database, settings
+from vps.cli.logs import logging_config
 from vps.config import Settings
 from vps.db import migrate
 from vps.db.engine import Database
@@ -34,9 +35,7 @@ app.add_typer(catalog_app, name="catalog")
 
 
 def _configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    logging.config.dictConfig(logging_config(level))
 
 
 def _is_loopback(host: str) -> bool:
@@ -116,7 +115,13 @@ def serve(
         _print_welcome(config, token)
     log_level = config.log_level.lower()
     if workers == 1:
-        uvicorn.run(build_app(config), host=config.host, port=config.port, log_level=log_level)
+        uvicorn.run(
+            build_app(config),
+            host=config.host,
+            port=config.port,
+            log_level=log_level,
+            log_config=logging_config(log_level),
+        )
         return
     # Several processes: each builds its own app from the environment.
     os.environ.update(VPS_HOST=config.host, VPS_PORT=str(config.port))
@@ -127,6 +132,7 @@ def serve(
         port=config.port,
         workers=workers,
         log_level=log_level,
+        log_config=logging_config(log_level),
     )
 
 

@@ -55,6 +55,8 @@ class ServerView(NamedTuple):
     error_message: str | None
     created_at: datetime
     updated_at: datetime
+    # Bumped by every write to the server: its ETag.
+    version: int
 
 
 _TOKEN_COLUMNS = (
@@ -94,6 +96,7 @@ _SERVER_COLUMNS = (
     Server.error_message,
     Server.created_at,
     Server.updated_at,
+    Server.version,
 )
 assert len(_SERVER_COLUMNS) == len(ServerView._fields)
 
@@ -133,7 +136,9 @@ def _filtered(statement: AnySelect, by_status: bool, by_location: bool) -> AnySe
     return statement
 
 
-# One pair of statements per combination of filters: (count, page).
+# One pair of statements per combination of filters: (count, page). The page carries the
+# total as a window count, so a page and its count come from one snapshot; the count alone
+# is only needed for a page past the end.
 _PAGES = {
     (by_status, by_location): (
         PreparedQuery(
@@ -151,7 +156,7 @@ _PAGES = {
         ),
         PreparedQuery(
             _filtered(
-                select(*_SERVER_COLUMNS).select_from(_JOINED).where(_VISIBLE),
+                select(*_SERVER_COLUMNS, func.count().over()).select_from(_JOINED).where(_VISIBLE),
                 by_status,
                 by_location,
             )
@@ -211,8 +216,9 @@ async def server_page(
 ) -> tuple[int, list[ServerView]]:
     """The total of the account's servers that match, and one page of them by id.
 
-    The count uses the account's index, so it grows with the account's servers, never with
-    the table's."""
+    Both come from one statement (one snapshot: a status that changes meanwhile cannot make
+    the count disagree with the page). The count uses the account's index, so it grows with
+    the account's servers, never with the table's."""
     count, page = _PAGES[status is not None, location is not None]
     params = {
         "account_id": account_id,
@@ -221,12 +227,12 @@ async def server_page(
         "limit": limit,
         "offset": offset,
     }
-    total_row = await fetch_one(reader, count, params)
-    total = int(total_row[0]) if total_row else 0
-    if total <= offset:
-        return total, []
     rows = await reader.fetch_all(page, params)
-    return total, [ServerView._make(row) for row in rows]
+    if not rows:  # past the end (or nothing): the total still has to be told
+        total_row = await fetch_one(reader, count, params)
+        return (int(total_row[0]) if total_row else 0), []
+    width = len(ServerView._fields)
+    return int(rows[0][width]), [ServerView._make(row[:width]) for row in rows]
 
 
 async def location_exists(reader: RawReader, code: str) -> bool:

@@ -87,6 +87,28 @@ class Conflict(DomainError):
     code = "conflict"
 
 
+class IdempotencyKeyInUse(DomainError):
+    """Another request with the same idempotency key is still being processed."""
+
+    code = "idempotency_key_in_use"
+
+
+class IdempotencyKeyReused(DomainError):
+    """The idempotency key was already used for a different request."""
+
+    code = "idempotency_key_reused"
+
+
+class PreconditionFailed(DomainError):
+    """`If-Match` names a version of the resource that is no longer current."""
+
+    code = "precondition_failed"
+
+    def __init__(self, message: str, current_etag: str) -> None:
+        super().__init__(message)
+        self.current_etag = current_etag
+
+
 @dataclass(frozen=True)
 class Problems:
     """Collects field problems so that one response can name them all."""

@@ -16,7 +16,8 @@ from vps.db.repositories.ssh_keys import SshKeyRepository
 from vps.db.types import storable_text
 from vps.db.views import ServerView
 from vps.domain.billing import PAYMENT_REQUIRED, BillingTerms, prorated_refund, unused_hours
-from vps.domain.errors import InvalidState, NotFound, Problems
+from vps.domain.errors import InvalidState, NotFound, PreconditionFailed, Problems
+from vps.domain.etags import Precondition, etag
 from vps.domain.states import (
     VISIBLE_STATUSES,
     ActionKind,
@@ -192,6 +193,7 @@ async def create_server(
         None,
         now,
         now,
+        server.version,
     )
     return Created(view, action, PROVISIONING_MESSAGE)
 
@@ -267,12 +269,17 @@ async def update_server(
     server_id: int,
     changes: ServerChanges,
     now: datetime,
+    *,
+    precondition: Precondition | None = None,
 ) -> ServerView:
+    """Change the fields given; with a precondition, only if the server is still at one of
+    its versions (the check and the write are one compare-and-set on the version)."""
     principal.require_write()
     repository = ServerRepository(session)
     view = await views.server_in(session, principal.account_id, server_id)
     if view is None:
         raise _not_found(server_id)
+    _check_precondition(precondition, view.version)
     problems = Problems()
     _check_names(problems, changes.name, changes.hostname)
     problems.raise_if_any()
@@ -288,9 +295,28 @@ async def update_server(
     if not values:
         return view
     values["updated_at"] = now
-    if not await repository.update_visible(principal.account_id, server_id, values):
-        raise _not_found(server_id)
+    if precondition is None:
+        written = await repository.update_visible(principal.account_id, server_id, values)
+    else:
+        written = await repository.update_visible_at_version(
+            principal.account_id, server_id, view.version, values
+        )
+    if not written:
+        # Gone, or (with a precondition) written by someone else since it was read.
+        current = await views.server_in(session, principal.account_id, server_id)
+        if current is None:
+            raise _not_found(server_id)
+        _check_precondition(Precondition(False, frozenset({view.version})), current.version)
     return await _view_after_write(session, principal, server_id)
+
+
+def _check_precondition(precondition: Precondition | None, version: int) -> None:
+    if precondition is not None and not precondition.allows(version):
+        raise PreconditionFailed(
+            f"The server changed since that ETag was read: it is now at {etag(version)}. "
+            "Read it again and retry.",
+            etag(version),
+        )
 
 
 async def _view_after_write(
@@ -303,7 +329,12 @@ async def _view_after_write(
 
 
 async def delete_server(
-    session: AsyncSession, principal: Principal, server_id: int, now: datetime
+    session: AsyncSession,
+    principal: Principal,
+    server_id: int,
+    now: datetime,
+    *,
+    precondition: Precondition | None = None,
 ) -> Action:
     """Hide the server at once and leave the machine's destruction to a worker, refunding the
     whole unused hours of its current billing period in the same transaction.
@@ -316,7 +347,9 @@ async def delete_server(
     makes it read the server again.
     """
     principal.require_write()
-    server = await _mark_deleting(ServerRepository(session), principal, server_id, now)
+    server = await _mark_deleting(
+        ServerRepository(session), principal, server_id, now, precondition
+    )
     await _refund_unused_hours(session, server, now)
     actions = ActionRepository(session)
     await actions.finish_running(
@@ -331,7 +364,11 @@ async def delete_server(
 
 
 async def _mark_deleting(
-    repository: ServerRepository, principal: Principal, server_id: int, now: datetime
+    repository: ServerRepository,
+    principal: Principal,
+    server_id: int,
+    now: datetime,
+    precondition: Precondition | None,
 ) -> Server:
     """Move the server to `deleting`; returns it as it was just before."""
     status = ""
@@ -339,6 +376,7 @@ async def _mark_deleting(
         server = await repository.get_visible(principal.account_id, server_id)
         if server is None:
             raise _not_found(server_id)
+        _check_precondition(precondition, server.version)
         if await repository.update_visible_at_version(
             principal.account_id,
             server_id,

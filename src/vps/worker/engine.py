@@ -26,7 +26,7 @@ from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
-from vps.services import lifecycle, renewals
+from vps.services import idempotency, lifecycle, renewals
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
 from vps.worker.notify import listen_for_work
 
@@ -121,6 +121,7 @@ class Worker:
                 if loop.time() - self._last_orphan_sweep >= self.config.orphan_sweep_seconds:
                     self._last_orphan_sweep = loop.time()
                     await self.sweep_orphans()
+                    await self.reap_idempotency_keys()
             except (OperationalError, DBAPIError, OSError) as error:
                 # The database went away: keep going, the next tick reconnects.
                 log.warning("worker tick failed, will retry: %s", error.__class__.__name__)
@@ -311,6 +312,17 @@ class Worker:
             with contextlib.suppress(DriverError):
                 await self.driver.delete(server_id)
         return orphans
+
+    async def reap_idempotency_keys(self) -> int:
+        """Delete the idempotency keys past their retention, a batch per transaction (so the
+        write lock is never held for long); returns how many went."""
+        total = 0
+        while True:
+            async with self.database.write() as session:
+                removed = await idempotency.reap_expired(session, utcnow())
+            total += removed
+            if removed < idempotency.REAP_BATCH:
+                return total
 
     async def billing_step(self) -> None:
         """One billing sweep: charge every paid period that ended (suspending servers whose

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
-from vps.api.deps import ReadContext, WriteContext
+from vps.api.deps import PostContext, ReadContext, WriteContext
 from vps.api.presenters import account_out, ledger_entry_out, plan_out, ssh_key_out
+from vps.api.responses import JsonBody
 from vps.api.routes.common import PagingDep, errors, existing_id
 from vps.api.schemas import (
     AccountOut,
     CreateSshKeyIn,
     LedgerEntryOut,
     LocationOut,
-    OsSummary,
+    OsOut,
     Page,
     PlanOut,
     SshKeyOut,
@@ -29,12 +30,12 @@ async def list_plans(ctx: ReadContext) -> list[PlanOut]:
 
 @router.get(
     "/operating-systems/",
-    response_model=list[OsSummary],
+    response_model=list[OsOut],
     responses=errors(401),
     tags=["catalog"],
 )
-async def list_operating_systems(ctx: ReadContext) -> list[OsSummary]:
-    return [OsSummary(id=o.id, name=o.name) for o in await catalog.operating_systems(ctx.session)]
+async def list_operating_systems(ctx: ReadContext) -> list[OsOut]:
+    return [OsOut(id=o.id, name=o.name) for o in await catalog.operating_systems(ctx.session)]
 
 
 @router.get(
@@ -64,12 +65,13 @@ async def list_ssh_keys(
     "/ssh-keys/",
     status_code=201,
     response_model=SshKeyOut,
-    responses=errors(400, 401, 403, 409),
+    responses=errors(400, 401, 403, 409, 422),
     tags=["ssh-keys"],
 )
-async def create_ssh_key(body: CreateSshKeyIn, ctx: WriteContext) -> SshKeyOut:
+async def create_ssh_key(body: CreateSshKeyIn, ctx: PostContext) -> Response:
     key = await ssh_keys.add_key(ctx.session, ctx.principal, body.name, body.public_key, ctx.now)
-    return ssh_key_out(key)
+    ctx.created_id = key.id
+    return await ctx.respond(JsonBody(ssh_key_out(key).model_dump(mode="json"), status_code=201))
 
 
 @router.get(

@@ -21,7 +21,10 @@ _DESCRIPTIONS = {
     402: "Payment required: insufficient credits (`error.required`, `error.available`)",
     403: "Forbidden: the token is read-only",
     404: "Not found (also for another account's resources)",
-    409: "Conflict",
+    409: "Conflict; for a POST, also a request with the same `Idempotency-Key` still in flight",
+    412: "Precondition failed: the resource is no longer at the `If-Match` ETag "
+    "(the `ETag` header gives the current one)",
+    422: "The `Idempotency-Key` was already used for a different request",
 }
 
 

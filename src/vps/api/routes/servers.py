@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Response
 
-from vps.api.deps import BearerDep, CallerDep, StateDep, WriteContext
+from vps.api.deps import (
+    BearerDep,
+    CallerDep,
+    PostContext,
+    PreconditionDep,
+    StateDep,
+    WriteContext,
+)
 from vps.api.presenters import action_out, server_body
 from vps.api.responses import JsonBody
 from vps.api.routes.common import (
@@ -23,6 +32,8 @@ from vps.api.schemas import (
     ServerList,
     ServerOut,
 )
+from vps.db.views import ServerView
+from vps.domain.etags import etag
 from vps.domain.states import ActionKind
 from vps.services import servers
 from vps.services.servers import ActionResult, ServerChanges, ServerDraft
@@ -58,10 +69,37 @@ async def list_servers(
     )
 
 
+def _with_etag(view: ServerView) -> dict[str, str]:
+    return {"ETag": etag(view.version)}
+
+
+_ETAG_HEADER = {
+    "ETag": {
+        "description": "The server's version; send it as `If-Match` to change the server "
+        "only if nobody else did since.",
+        "schema": {"type": "string"},
+    }
+}
+_REPLAY_HEADER = {
+    "Idempotency-Replay": {
+        "description": "`true` when this is the remembered answer to an earlier request "
+        "with the same `Idempotency-Key`.",
+        "schema": {"type": "string", "enum": ["true"]},
+    }
+}
+
+
+def _documented(status: int, headers: dict[str, Any], *codes: int) -> dict[int | str, Any]:
+    return {status: {"headers": headers}, **errors(*codes)}
+
+
 @router.post(
-    "/", status_code=201, response_model=ServerCreated, responses=errors(400, 401, 402, 403)
+    "/",
+    status_code=201,
+    response_model=ServerCreated,
+    responses=_documented(201, {**_ETAG_HEADER, **_REPLAY_HEADER}, 400, 401, 402, 403, 409, 422),
 )
-async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep) -> JsonBody:
+async def create_server(body: CreateServerIn, ctx: PostContext, state: StateDep) -> Response:
     """Create a server; its first month is charged now, and it is built asynchronously."""
     draft = ServerDraft(
         name=body.name,
@@ -75,61 +113,89 @@ async def create_server(body: CreateServerIn, ctx: WriteContext, state: StateDep
     result = await servers.create_server(
         ctx.session, ctx.principal, draft, ctx.now, terms=state.billing_terms
     )
-    return JsonBody(
-        {
-            **server_body(result.server),
-            "message": result.message,
-            "action": action_out(result.action).model_dump(mode="json"),
-        },
-        status_code=201,
+    ctx.created_id = result.server.id
+    return await ctx.respond(
+        JsonBody(
+            {
+                **server_body(result.server),
+                "message": result.message,
+                "action": action_out(result.action).model_dump(mode="json"),
+            },
+            status_code=201,
+            headers=_with_etag(result.server),
+        )
     )
 
 
-@router.get("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 404))
+@router.get(
+    "/{server_id}/",
+    response_model=ServerOut,
+    responses=_documented(200, _ETAG_HEADER, 400, 401, 404),
+)
 async def get_server(server_id: ServerId, bearer: BearerDep) -> JsonBody:
     # Authenticated by the service, in the same query as the read (one round trip).
     view = await servers.view_server(bearer.reader, bearer.token, server_id, bearer.now)
-    return JsonBody(server_body(view))
+    return JsonBody(server_body(view), headers=_with_etag(view))
 
 
-@router.put("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
-async def replace_server(server_id: ServerId, body: ReplaceServerIn, ctx: WriteContext) -> JsonBody:
-    """Change name, hostname and backups; all three are required."""
+async def _update(
+    server_id: int, changes: ServerChanges, ctx: WriteContext, precondition: PreconditionDep
+) -> JsonBody:
+    server = await servers.update_server(
+        ctx.session,
+        ctx.principal,
+        existing_id(server_id, "server"),
+        changes,
+        ctx.now,
+        precondition=precondition,
+    )
+    return JsonBody(server_body(server), headers=_with_etag(server))
+
+
+@router.put("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404, 412))
+async def replace_server(
+    server_id: ServerId, body: ReplaceServerIn, ctx: WriteContext, precondition: PreconditionDep
+) -> JsonBody:
+    """Change name, hostname and backups; all three are required. With `If-Match`, only if
+    the server is still at that ETag."""
     changes = ServerChanges(
         name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
     )
-    server = await servers.update_server(
-        ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
-    )
-    return JsonBody(server_body(server))
+    return await _update(server_id, changes, ctx, precondition)
 
 
-@router.patch("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404))
-async def update_server(server_id: ServerId, body: PatchServerIn, ctx: WriteContext) -> JsonBody:
-    """Change only the fields given."""
+@router.patch("/{server_id}/", response_model=ServerOut, responses=errors(400, 401, 403, 404, 412))
+async def update_server(
+    server_id: ServerId, body: PatchServerIn, ctx: WriteContext, precondition: PreconditionDep
+) -> JsonBody:
+    """Change only the fields given. With `If-Match`, only if the server is still at that
+    ETag."""
     changes = ServerChanges(
         name=body.name, hostname=body.hostname, backups_enabled=body.backups_enabled
     )
-    server = await servers.update_server(
-        ctx.session, ctx.principal, existing_id(server_id, "server"), changes, ctx.now
-    )
-    return JsonBody(server_body(server))
+    return await _update(server_id, changes, ctx, precondition)
 
 
 @router.delete(
     "/{server_id}/",
     status_code=204,
     response_class=Response,
-    responses=errors(400, 401, 403, 404),
+    responses=errors(400, 401, 403, 404, 412),
 )
-async def delete_server(server_id: ServerId, ctx: WriteContext) -> Response:
+async def delete_server(
+    server_id: ServerId, ctx: WriteContext, precondition: PreconditionDep
+) -> Response:
     """Delete the server: it is gone (404) at once; its machine is destroyed asynchronously.
 
     The delete's action can be followed at the URL in the `Location` header
     (`/api/v1/actions/{id}/`), whose id is also in `X-Action-Id`.
     """
     action = await servers.delete_server(
-        ctx.session, ctx.principal, existing_id(server_id, "server"), ctx.now
+        ctx.session,
+        ctx.principal,
+        existing_id(server_id, "server"),
+        ctx.now,
+        precondition=precondition,
     )
     return Response(
         status_code=204,
@@ -137,8 +203,8 @@ async def delete_server(server_id: ServerId, ctx: WriteContext) -> Response:
     )
 
 
-def _power_response(result: ActionResult) -> PowerActionOut:
-    return PowerActionOut(
+def _power_response(result: ActionResult) -> JsonBody:
+    body = PowerActionOut(
         status="success",
         message=result.message,
         server=ServerBrief(
@@ -146,34 +212,32 @@ def _power_response(result: ActionResult) -> PowerActionOut:
         ),
         action=action_out(result.action),
     )
+    return JsonBody(body.model_dump(mode="json"))
 
 
-async def _power(server_id: int, ctx: WriteContext, kind: ActionKind) -> PowerActionOut:
+async def _power(server_id: int, ctx: PostContext, kind: ActionKind) -> Response:
     result = await servers.power_action(
         ctx.session, ctx.principal, existing_id(server_id, "server"), kind, ctx.now
     )
-    return _power_response(result)
+    return await ctx.respond(_power_response(result))
 
 
-@router.post(
-    "/{server_id}/start/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
-)
-async def start_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+_POWER_ERRORS = _documented(200, _REPLAY_HEADER, 400, 401, 403, 404, 409, 422)
+
+
+@router.post("/{server_id}/start/", response_model=PowerActionOut, responses=_POWER_ERRORS)
+async def start_server(server_id: ServerId, ctx: PostContext) -> Response:
     """Power on a stopped server. `400` when it is already running or busy."""
     return await _power(server_id, ctx, ActionKind.START)
 
 
-@router.post(
-    "/{server_id}/stop/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
-)
-async def stop_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+@router.post("/{server_id}/stop/", response_model=PowerActionOut, responses=_POWER_ERRORS)
+async def stop_server(server_id: ServerId, ctx: PostContext) -> Response:
     """Shut a running server down through its operating system. `400` when not running."""
     return await _power(server_id, ctx, ActionKind.STOP)
 
 
-@router.post(
-    "/{server_id}/reboot/", response_model=PowerActionOut, responses=errors(400, 401, 403, 404)
-)
-async def reboot_server(server_id: ServerId, ctx: WriteContext) -> PowerActionOut:
+@router.post("/{server_id}/reboot/", response_model=PowerActionOut, responses=_POWER_ERRORS)
+async def reboot_server(server_id: ServerId, ctx: PostContext) -> Response:
     """Restart a running server. `400` when not running."""
     return await _power(server_id, ctx, ActionKind.REBOOT)

@@ -1,0 +1,30 @@
+"""The per-account audit log of mutations."""
+
+from __future__ import annotations
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from vps.db.models import AuditEvent
+from vps.db.rows import insert_row
+
+
+async def record(session: AsyncSession, event: AuditEvent) -> None:
+    await insert_row(session, event)
+
+
+async def page(
+    session: AsyncSession, account_id: int, offset: int, limit: int
+) -> tuple[int, list[AuditEvent]]:
+    """The account's events, newest first."""
+    total = await session.scalar(
+        select(func.count()).select_from(AuditEvent).where(AuditEvent.account_id == account_id)
+    )
+    result = await session.execute(
+        select(AuditEvent)
+        .where(AuditEvent.account_id == account_id)
+        .order_by(AuditEvent.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return int(total or 0), list(result.scalars())
