@@ -29,6 +29,11 @@ CREATE_BODY: dict[str, Any] = {
     "location": "us-west",
 }
 
+# The locations the migrations seed, with their full address pools. Other tests add
+# locations whose pools are made to run out: a test that builds servers at random must pick
+# from these, or its builds may fail for want of an address.
+SEEDED_LOCATIONS = ("us-east", "us-west")
+
 ED25519_KEY = (
     "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIOMqqnkVzrm0SdG6UOoqKLsabgH5C9okWi0dh2l9GKJl test@example"
 )
