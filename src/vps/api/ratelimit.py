@@ -26,9 +26,7 @@ import zlib
 from dataclasses import dataclass
 from typing import Protocol
 
-from coredis.retry import NoRetryPolicy
 from limits import RateLimitItem
-from limits.aio.storage import RedisStorage
 from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -193,6 +191,11 @@ def build_rate_limiter(settings: Settings) -> RateLimiter | None:
         return None
     storage: Counters
     if settings.redis_url:
+        # Imported only here: the Redis client weighs about 12 MB per API process, which
+        # the default in-memory mode does without.
+        from coredis.retry import NoRetryPolicy
+        from limits.aio.storage import RedisStorage
+
         storage = RedisStorage(
             settings.redis_url,
             wrap_exceptions=True,
