@@ -63,7 +63,7 @@ def create_app(
     app.state.vps = AppState(settings=settings, database=database, wake_worker=wake_worker)
     for router in ROUTERS:
         app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, ROUTERS)
     install_replay_handler(app)
     install_openapi(app)
     # The last added runs first: a request gets its id, is counted, then has its body capped.

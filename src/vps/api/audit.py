@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from fastapi import Request
 from fastapi.routing import APIRoute
@@ -39,7 +39,7 @@ def _route(request: Request) -> APIRoute:
     return route
 
 
-def mutation_of(request: Request) -> AuditMutation:
+def mutation_of(request: Request) -> Mutation:
     route = _route(request)
     audited = AUDITED[route.name]
     target_id = None
@@ -50,7 +50,7 @@ def mutation_of(request: Request) -> AuditMutation:
             if isinstance(raw, str) and raw.isascii() and raw.isdigit() and len(raw) < 19
             else None
         )
-    return AuditMutation(
+    return Mutation(
         action=audited.action,
         target_type=audited.target_type,
         target_id=target_id,
@@ -58,13 +58,6 @@ def mutation_of(request: Request) -> AuditMutation:
         path=request.scope["path"],
         request_id=str(request.scope.get("state", {}).get("request_id", "-")),
     )
-
-
-@dataclass(frozen=True)
-class AuditMutation(Mutation):
-    def about(self, created_id: int | None) -> AuditMutation:
-        """The same mutation, naming the resource a create made."""
-        return self if created_id is None else replace(self, target_id=created_id)
 
 
 def success_status(request: Request) -> int:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.responses import Response
 
 from vps.api.audit import mutation_of, success_status
+from vps.api.errors import STATUS_BY_CODE
 from vps.api.replay import Replayed
 from vps.config import Settings
 from vps.db.engine import Database
@@ -214,9 +215,6 @@ async def _record_refusal(
 ) -> None:
     """Audit a refused mutation in a transaction of its own (the change rolled back); an
     outage here must not hide the refusal's own answer."""
-    # Imported here: `errors` imports the routers, which import this module.
-    from vps.api.errors import STATUS_BY_CODE
-
     try:
         async with state.database.write() as session:
             await audit.record(

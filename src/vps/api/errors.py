@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
+from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from vps.api.routes import ROUTERS
 from vps.domain.errors import (
     DomainError,
     InsufficientCredits,
@@ -119,12 +119,12 @@ def is_connection_failure(error: BaseException) -> bool:
     return isinstance(error, DBAPIError) and error.connection_invalidated
 
 
-def _allowed_methods(request: Request) -> list[str]:
+def _allowed_methods(request: Request, routers: Sequence[APIRouter]) -> list[str]:
     """Every method of every route at this path (FastAPI has one route per method, and the
     router reports only the first one it met)."""
     path = request.scope["path"]
     methods: set[str] = set()
-    for router in ROUTERS:
+    for router in routers:
         for route in router.routes:
             if isinstance(route, APIRoute) and route.path_regex.match(path):
                 methods.update(route.methods or ())
@@ -136,7 +136,10 @@ def _plausible_credentials(request: Request) -> bool:
     return scheme.lower() == "bearer" and is_well_formed(token.strip())
 
 
-def install_error_handlers(app: FastAPI) -> None:
+def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
+    """The handlers; `routers` are the app's, for a 405's `Allow` (passed in, not imported:
+    the routes depend on this module's status table through their dependencies)."""
+
     @app.exception_handler(DomainError)
     async def _domain(request: Request, error: DomainError) -> JSONResponse:
         extra: dict[str, Any] = {}
@@ -183,7 +186,7 @@ def install_error_handlers(app: FastAPI) -> None:
         if error.status_code == 404:
             return error_response(request, "not_found", "No such endpoint.")
         if error.status_code == 405:
-            allowed = ", ".join(_allowed_methods(request))
+            allowed = ", ".join(_allowed_methods(request, routers))
             return error_response(
                 request,
                 "method_not_allowed",

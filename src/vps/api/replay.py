@@ -21,5 +21,4 @@ def install_replay_handler(app: FastAPI) -> None:
     async def _replayed(_request: Request, replayed: Replayed) -> Response:
         outcome = replayed.outcome
         headers = {**outcome.headers, "Idempotency-Replay": "true"}
-        headers.pop("content-length", None)
         return Response(outcome.body, status_code=outcome.status_code, headers=headers)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,6 +22,10 @@ class Mutation:
     method: str
     path: str
     request_id: str
+
+    def about(self, created_id: int | None) -> Mutation:
+        """The same mutation, naming the resource a create made."""
+        return self if created_id is None else replace(self, target_id=created_id)
 
 
 @dataclass(frozen=True)

@@ -302,21 +302,26 @@ async def update_server(
             principal.account_id, server_id, view.version, values
         )
     if not written:
-        # Gone, or (with a precondition) written by someone else since it was read.
+        # Gone, or (only the version-checked write can miss otherwise) written by someone
+        # else since it was read.
         current = await views.server_in(session, principal.account_id, server_id)
         if current is None:
             raise _not_found(server_id)
-        _check_precondition(Precondition(False, frozenset({view.version})), current.version)
+        raise _changed_since_read(current.version)
     return await _view_after_write(session, principal, server_id)
+
+
+def _changed_since_read(version: int) -> PreconditionFailed:
+    return PreconditionFailed(
+        f"The server changed since that ETag was read: it is now at {etag(version)}. "
+        "Read it again and retry.",
+        etag(version),
+    )
 
 
 def _check_precondition(precondition: Precondition | None, version: int) -> None:
     if precondition is not None and not precondition.allows(version):
-        raise PreconditionFailed(
-            f"The server changed since that ETag was read: it is now at {etag(version)}. "
-            "Read it again and retry.",
-            etag(version),
-        )
+        raise _changed_since_read(version)
 
 
 async def _view_after_write(

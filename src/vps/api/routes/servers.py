@@ -9,6 +9,7 @@ from fastapi import APIRouter, Response
 from vps.api.deps import (
     BearerDep,
     CallerDep,
+    Context,
     PostContext,
     PreconditionDep,
     StateDep,
@@ -33,7 +34,7 @@ from vps.api.schemas import (
     ServerOut,
 )
 from vps.db.views import ServerView
-from vps.domain.etags import etag
+from vps.domain.etags import Precondition, etag
 from vps.domain.states import ActionKind
 from vps.services import servers
 from vps.services.servers import ActionResult, ServerChanges, ServerDraft
@@ -139,7 +140,7 @@ async def get_server(server_id: ServerId, bearer: BearerDep) -> JsonBody:
 
 
 async def _update(
-    server_id: int, changes: ServerChanges, ctx: WriteContext, precondition: PreconditionDep
+    server_id: int, changes: ServerChanges, ctx: Context, precondition: Precondition | None
 ) -> JsonBody:
     server = await servers.update_server(
         ctx.session,

@@ -41,6 +41,7 @@ _FIND = PreparedQuery(
 _REMOVE = delete(IdempotencyKey).where(
     IdempotencyKey.account_id == bindparam("account_id"), IdempotencyKey.key == bindparam("key")
 )
+_TRY_LOCK = select(func.pg_try_advisory_xact_lock(func.hashtextextended(bindparam("name"), 0)))
 # Expired keys, oldest first, a bounded batch at a time (one sweep never holds the write lock
 # for long, however many keys piled up).
 _EXPIRED_BATCH = (
@@ -75,17 +76,13 @@ async def lock_key(session: AsyncSession, account_id: int, key: str) -> bool:
     holds it (a request with the same key in flight).
 
     On PostgreSQL this is a transaction-scoped advisory lock on a hash of the account and the
-    key (a hash collision makes two keys take turns, never mixes them up). On SQLite the
-    write transaction already excludes every other writer, so the key is always free.
+    key (a hash collision can only make a request wait for a retry, never mix two keys up:
+    the stored row is looked up by the key itself). On SQLite the write transaction already
+    excludes every other writer, so the key is always free.
     """
     if (await session.connection()).dialect.name != "postgresql":
         return True
-    lock = select(
-        func.pg_try_advisory_xact_lock(
-            func.hashtextextended(bindparam("name"), 0),
-        )
-    )
-    result = await execute(session, lock, {"name": f"idempotency:{account_id}:{key}"})
+    result = await execute(session, _TRY_LOCK, {"name": f"idempotency:{account_id}:{key}"})
     return bool(result.scalar_one())
 
 
