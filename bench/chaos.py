@@ -10,6 +10,8 @@ fails a share of its calls. Then it waits for the system to settle and checks th
 - no IP address held twice;
 - every account's balance equal to the sum of its ledger, and never negative;
 - every server whose build failed refunded exactly once;
+- every event id given once, without a gap, and each server's last `server.status` event
+  naming the status it is in (no change committed without its event, and none twice);
 - no 5xx answer other than 503 while the database is busy.
 
 It prints the figures as JSON (and writes them to bench/results/) and exits 1 when a
@@ -41,13 +43,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from support import admin_sql, free_port
 
 from vps.config import Settings
 from vps.db.engine import Database
-from vps.db.models import Account, CreditTransaction, IpAllocation, Server
+from vps.db.models import Account, CreditTransaction, IpAllocation, Server, ServerEvent
+from vps.db.repositories import events as stored_events
 from vps.domain.states import TRANSITIONAL_STATUSES
 from vps.drivers.simulator import read_inventory
 
@@ -237,6 +241,19 @@ async def check(database: Database, sim_state: Path) -> dict[str, Any]:
                 )
             ).all()
         )
+        head = await stored_events.head(session)
+        event_ids = list(
+            (await session.scalars(select(ServerEvent.id).order_by(ServerEvent.id))).all()
+        )
+        last_status: dict[int, str] = {}
+        for server_id, data in (
+            await session.execute(
+                select(ServerEvent.server_id, ServerEvent.data)
+                .where(ServerEvent.type == "server.status")
+                .order_by(ServerEvent.id)
+            )
+        ).all():
+            last_status[server_id] = orjson.loads(data)["status"]
     errored = [sid for sid, status in servers if status == "error"]
     return {
         "servers_by_status": dict(Counter(status for _sid, status in servers)),
@@ -261,7 +278,13 @@ async def check(database: Database, sim_state: Path) -> dict[str, Any]:
                 sid for sid in errored if refunds.get(sid) != 1
             ),
             "refunded_more_than_once": sorted(sid for sid, n in refunds.items() if n > 1),
+            "event_ids_not_contiguous": event_ids
+            != list(range(head.pruned_through + 1, head.last_id + 1)),
+            "last_event_differs_from_status": sorted(
+                sid for sid, status in servers if last_status.get(sid) != status
+            ),
         },
+        "events": len(event_ids),
     }
 
 

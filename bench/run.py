@@ -12,7 +12,9 @@ databases beside --postgres, dropped afterwards):
 - scale (bench/scale.py): GET and list with 1,000 and with 1,000,000 servers (100,000 in
   quick mode) over 10,000 accounts, seeded with bulk SQL; the ratio of CPU per request;
 - lifecycle (bench/lifecycle.py): N servers created at once, built by standalone workers,
-  until all are active: 1 worker on SQLite, and 1, 2 and 4 on PostgreSQL with --postgres.
+  until all are active: 1 worker on SQLite, and 1, 2 and 4 on PostgreSQL with --postgres;
+- events (bench/events.py): with S event streams open over the API processes, how soon
+  each create's events reach every stream, and how many are delivered per second.
 
 Everything, with the RSS of each API process idle and at the end, is also written as JSON
 to bench/results/.
@@ -32,9 +34,11 @@ import shutil
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import events
 import lifecycle
 import scale
 from client import create_servers, settle
@@ -149,35 +153,57 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "part_seconds": {},
     }
     workdir = Path(tempfile.mkdtemp(prefix="vps-bench-"))
+
+    def part(name: str, measure: Callable[[], dict[str, Any]]) -> None:
+        """Run one part, keep its result under `name` and how long it took."""
+        started = time.monotonic()
+        result = measure()
+        if name == "table":  # its figures are the report's top level
+            report.update(result)
+        else:
+            report[name] = result
+        report["part_seconds"][name] = round(time.monotonic() - started, 1)
+
     try:
         if not args.skip_table:
-            started = time.monotonic()
-            report.update(run_table(args, workdir))
-            report["part_seconds"]["table"] = round(time.monotonic() - started, 1)
+            part("table", lambda: run_table(args, workdir))
         scale_scripts = [s for s in scale.SCENARIOS.values() if not args.only or s in args.only]
         if not args.skip_scale and scale_scripts:
-            started = time.monotonic()
-            report["scale"] = scale.run_scale(
-                postgres=args.postgres,
-                large=args.scale_size,
-                scripts=scale_scripts,
-                api_processes=args.api_processes,
-                warmup=args.warmup,
-                duration=args.duration,
-                workdir=workdir,
+            part(
+                "scale",
+                lambda: scale.run_scale(
+                    postgres=args.postgres,
+                    large=args.scale_size,
+                    scripts=scale_scripts,
+                    api_processes=args.api_processes,
+                    warmup=args.warmup,
+                    duration=args.duration,
+                    workdir=workdir,
+                ),
             )
-            report["part_seconds"]["scale"] = round(time.monotonic() - started, 1)
         if not args.skip_lifecycle:
-            started = time.monotonic()
-            report["lifecycle"] = lifecycle.run_lifecycles(
-                postgres=args.postgres,
-                postgres_workers=args.lifecycle_workers,
-                servers=args.lifecycle_servers,
-                api_processes=args.api_processes,
-                deadline=args.lifecycle_deadline,
-                workdir=workdir,
+            part(
+                "lifecycle",
+                lambda: lifecycle.run_lifecycles(
+                    postgres=args.postgres,
+                    postgres_workers=args.lifecycle_workers,
+                    servers=args.lifecycle_servers,
+                    api_processes=args.api_processes,
+                    deadline=args.lifecycle_deadline,
+                    workdir=workdir,
+                ),
             )
-            report["part_seconds"]["lifecycle"] = round(time.monotonic() - started, 1)
+        if not args.skip_events:
+            part(
+                "events",
+                lambda: events.run_events(
+                    postgres=args.postgres,
+                    api_processes=args.api_processes,
+                    streams=args.event_streams,
+                    servers=args.event_servers,
+                    workdir=workdir,
+                ),
+            )
     except BaseException:
         # The logs of the service and the workers are what tells why.
         print(f"the run failed; its logs are kept in {workdir}", file=sys.stderr)
@@ -199,6 +225,8 @@ def text(report: dict[str, Any], quick: bool) -> str:
         parts.append(scale.scale_table(report["scale"], report["database"], quick))
     if "lifecycle" in report:
         parts.append(lifecycle.lifecycle_table(report["lifecycle"]))
+    if "events" in report:
+        parts.append(events.events_table(report["events"]))
     times = ", ".join(f"{part} {seconds:.0f} s" for part, seconds in report["part_seconds"].items())
     parts.append(f"Wall time: {report['wall_seconds']:.0f} s ({times})")
     return "\n\n".join(parts)
@@ -240,6 +268,13 @@ def arguments() -> argparse.Namespace:
         default=[1, 2, 4],
         help="worker counts on PostgreSQL (default 1 2 4; SQLite runs 1)",
     )
+    parser.add_argument("--skip-events", action="store_true", help="skip event delivery")
+    parser.add_argument(
+        "--event-streams", type=int, help="streams open at once (default 100; 20 quick)"
+    )
+    parser.add_argument(
+        "--event-servers", type=int, help="servers created while they listen (200; 50 quick)"
+    )
     parser.add_argument("--json", type=Path, help="write the JSON here instead")
     parser.add_argument(
         "--keep", action="store_true", help="keep the logs (kept anyway when a part fails)"
@@ -250,6 +285,8 @@ def arguments() -> argparse.Namespace:
     args.servers = args.servers or (100 if args.quick else 1000)
     args.scale_size = args.scale_size or (scale.QUICK_LARGE if args.quick else scale.LARGE)
     args.lifecycle_servers = args.lifecycle_servers or (500 if args.quick else 2000)
+    args.event_streams = args.event_streams or (20 if args.quick else 100)
+    args.event_servers = args.event_servers or (50 if args.quick else 200)
     # Generous: the service may be slow today, and a run that times out measures nothing.
     args.lifecycle_deadline = 120 + args.lifecycle_servers * 0.5
     return args

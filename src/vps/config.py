@@ -176,6 +176,37 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body accepted, in bytes; a larger one is refused with `413`.",
     )
+    event_retention_seconds: int = Field(
+        default=259_200,
+        gt=0,
+        description="How long server and action events are kept (3 days): a stream resumed "
+        "with `Last-Event-ID` within this replays what it missed; older events are deleted by "
+        "the worker.",
+    )
+    event_heartbeat_seconds: float = Field(
+        default=15.0,
+        gt=0,
+        description="Seconds between heartbeat comments on an idle event stream (keeps proxies "
+        "from closing it and lets a client notice a dead connection).",
+    )
+    event_poll_seconds: float = Field(
+        default=0.1,
+        gt=0,
+        description="How often each API process looks for new events while someone is "
+        "streaming or long-polling (writes made in the same process are seen at once).",
+    )
+    event_streams_per_account: int = Field(
+        default=20,
+        ge=1,
+        description="Event streams one account may hold open on each API process; one more "
+        "is refused with `429 too_many_streams`.",
+    )
+    emulator_controls: bool = Field(
+        default=False,
+        description="Serve the simulator's fault-injection and account controls at "
+        "`/_emulator/` (timings, injected failures, funded accounts, balances), for client "
+        "developers' test suites. Unauthenticated: never enable it in production.",
+    )
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ from vps.db.engine import Database
 from vps.domain.billing import BillingTerms
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.registry import build_driver
+from vps.services.emulator import EmulatorControls
 from vps.services.lifecycle import RetryPolicy
 from vps.worker.engine import BILLING_SWEEP_SECONDS, Worker, WorkerConfig
 
@@ -45,6 +46,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         lease_seconds=settings.worker_lease_seconds,
         usage_sample_seconds=settings.usage_sample_seconds,
         orphan_sweep_seconds=settings.worker_orphan_sweep_seconds,
+        event_retention_seconds=settings.event_retention_seconds,
         build_timeout_seconds=settings.build_timeout_seconds,
         billing=terms,
         # Often enough that a renewal is never late by more than a tenth of a period.
@@ -78,11 +80,15 @@ def build_app(settings: Settings) -> FastAPI:
                 await worker.driver.close()
             await database.dispose()
 
+    controls = None
+    if settings.emulator_controls:
+        controls = EmulatorControls(worker.driver if worker else None)
     return create_app(
         settings,
         database,
         wake_worker=worker.wake if worker else (lambda: None),
         lifespan=lifespan,
+        emulator=controls,
     )
 
 

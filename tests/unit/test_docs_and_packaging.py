@@ -43,3 +43,27 @@ def test_wheel_ships_migrations(tmp_path: Path) -> None:
     assert "vps/db/migrations/script.py.mako" in names
     assert any(n.startswith("vps/db/migrations/versions/0001_") for n in names)
     assert "vps/py.typed" in names
+
+
+def _readme_block(marker: str) -> str:
+    """The fenced Python block of the README whose first line is `marker`."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index(f"```python\n{marker}\n") + len("```python\n")
+    return readme[start : readme.index("```", start)]
+
+
+@pytest.mark.slow
+def test_the_readme_emulator_example_runs_as_written(tmp_path: Path) -> None:
+    """A client developer's test, as the README shows it, with the plugin found through its
+    entry point (as in any project that installed vps)."""
+    (tmp_path / "test_my_tool.py").write_text(_readme_block("# test_my_tool.py"))
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tmp_path)],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "2 passed" in result.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
@@ -16,8 +17,11 @@ from vps.api.openapi import install_openapi
 from vps.api.ratelimit import RateLimitMiddleware, build_rate_limiter
 from vps.api.replay import install_replay_handler
 from vps.api.routes import ROUTERS
+from vps.api.routes import emulator as emulator_routes
 from vps.config import Settings
 from vps.db.engine import Database
+from vps.services.emulator import EmulatorControls
+from vps.services.streams import EventHub
 
 DESCRIPTION = """\
 The VPS.org Servers API: create, configure, manage and monitor virtual private servers.
@@ -34,21 +38,25 @@ def create_app(
     *,
     wake_worker: Callable[[], None] = lambda: None,
     lifespan: Callable[[FastAPI], AsyncIterator[None]] | None = None,
+    emulator: EmulatorControls | None = None,
 ) -> FastAPI:
     """Build the API around an existing database handle.
 
     `wake_worker` is called after each committed write, so a worker in the same process
     starts on new work at once; `lifespan` runs around the application's life (the embedded
-    worker of `vps serve`).
+    worker of `vps serve`); `emulator`, when given, mounts the emulator's controls.
     """
+
+    hub = EventHub(database, settings.event_poll_seconds)
 
     @asynccontextmanager
     async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-        if lifespan is None:
-            yield
-        else:
-            async with asynccontextmanager(lifespan)(app):
+        outer = asynccontextmanager(lifespan)(app) if lifespan else contextlib.nullcontext()
+        async with outer:
+            try:
                 yield
+            finally:  # before the database goes
+                await hub.close()
 
     app = FastAPI(
         title="VPS.org Servers API",
@@ -60,10 +68,17 @@ def create_app(
         redirect_slashes=False,
         lifespan=_lifespan,
     )
-    app.state.vps = AppState(settings=settings, database=database, wake_worker=wake_worker)
-    for router in ROUTERS:
+    app.state.vps = AppState(
+        settings=settings,
+        database=database,
+        wake_worker=wake_worker,
+        events=hub,
+        emulator=emulator,
+    )
+    routers = (*ROUTERS, emulator_routes.router) if emulator else ROUTERS
+    for router in routers:
         app.include_router(router)
-    install_error_handlers(app, ROUTERS)
+    install_error_handlers(app, routers)
     install_replay_handler(app)
     install_openapi(app)
     # The last added runs first: a request gets its id, is counted, then has its body capped.

@@ -28,8 +28,10 @@ from vps.domain.errors import DomainError, Unauthenticated
 from vps.services import audit
 from vps.services import idempotency as idempotent
 from vps.services.auth import authenticate
+from vps.services.emulator import EmulatorControls
 from vps.services.idempotency import IdempotentRequest, Outcome
 from vps.services.principal import Principal
+from vps.services.streams import EventHub
 
 log = logging.getLogger("vps.api")
 
@@ -39,6 +41,10 @@ class AppState:
     settings: Settings
     database: Database
     wake_worker: Callable[[], None]
+    # The process's event hub (streams and long-polls).
+    events: EventHub
+    # The emulator's controls, when `VPS_EMULATOR_CONTROLS` is on.
+    emulator: EmulatorControls | None = None
     clock: Callable[[], datetime] = utcnow
 
     @property

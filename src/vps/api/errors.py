@@ -19,6 +19,7 @@ from vps.domain.errors import (
     InvalidParameters,
     InvalidState,
     PreconditionFailed,
+    TooManyStreams,
     Unauthenticated,
 )
 from vps.domain.money import format_cents
@@ -41,6 +42,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "idempotency_key_reused": 422,
     "payload_too_large": 413,
     "rate_limited": 429,
+    "too_many_streams": 429,
     "internal_error": 500,
     "service_unavailable": 503,
 }
@@ -155,6 +157,8 @@ def install_error_handlers(app: FastAPI, routers: Sequence[APIRouter]) -> None:
             extra["current_status"] = error.current_status
         elif isinstance(error, Unauthenticated):
             headers = _AUTH_CHALLENGE
+        elif isinstance(error, TooManyStreams):
+            headers = {"Retry-After": "5"}
         elif isinstance(error, PreconditionFailed):
             # The current version, so the client can read the resource again and retry.
             headers = {"ETag": error.current_etag}

@@ -1,19 +1,24 @@
-"""Operator commands: accounts, credits, tokens and the catalog."""
+"""Operator commands: accounts, credits, tokens and the catalog.
+
+They work on the database directly. The services, the models and the database layer are
+imported inside each command rather than here: `vps` imports this module on every run, and
+a user command (plain HTTP) should not pay for SQLAlchemy to start.
+"""
 
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.cli.common import fail, run_in_transaction, settings
-from vps.db.models import ApiToken, OperatingSystem, Plan
-from vps.db.types import utcnow
 from vps.domain.money import format_cents, parse_amount
-from vps.runtime import billing_terms
-from vps.services import accounts, auth, catalog
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from vps.db.models import ApiToken
 
 accounts_app = typer.Typer(help="Accounts that own servers and credits.", no_args_is_help=True)
 credits_app = typer.Typer(help="Prepaid credits.", no_args_is_help=True)
@@ -36,6 +41,9 @@ def accounts_create(
     ] = "0",
 ) -> None:
     """Create an account with an initial credit balance."""
+    from vps.db.types import utcnow
+    from vps.services import accounts
+
     cents = 0 if credits.strip() in {"0", "0.00"} else _cents(credits)
 
     async def action(session: AsyncSession) -> str:
@@ -49,6 +57,7 @@ def accounts_create(
 @accounts_app.command("show")
 def accounts_show(name: str) -> None:
     """Show an account's balance and latest ledger entries."""
+    from vps.services import accounts
 
     async def action(session: AsyncSession) -> list[str]:
         account = await accounts.account_by_name(session, name)
@@ -67,6 +76,10 @@ def accounts_show(name: str) -> None:
 @credits_app.command("add")
 def credits_add(name: str, amount: str) -> None:
     """Add credits to an account (recorded in its ledger)."""
+    from vps.db.types import utcnow
+    from vps.runtime import billing_terms
+    from vps.services import accounts
+
     cents = _cents(amount)
     terms = billing_terms(settings())
 
@@ -91,6 +104,8 @@ def tokens_create(
     label: Annotated[str, typer.Option(help="A note to tell tokens apart")] = "",
 ) -> None:
     """Create an API token. It is shown once, as the last line of the output."""
+    from vps.db.types import utcnow
+    from vps.services import accounts
 
     async def action(session: AsyncSession) -> tuple[str, int]:
         plain, record = await accounts.create_token(
@@ -112,6 +127,7 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(name: str) -> None:
     """List an account's tokens (never their secret part)."""
+    from vps.services import accounts
 
     def state(token: ApiToken) -> str:
         if token.revoked_at:
@@ -131,6 +147,8 @@ def tokens_list(name: str) -> None:
 @tokens_app.command("revoke")
 def tokens_revoke(token_id: int) -> None:
     """Revoke a token by id; requests with it get 401 from now on."""
+    from vps.db.types import utcnow
+    from vps.services import auth
 
     async def action(session: AsyncSession) -> None:
         await auth.revoke_token(session, token_id, utcnow())
@@ -142,6 +160,7 @@ def tokens_revoke(token_id: int) -> None:
 @catalog_app.command("list")
 def catalog_list() -> None:
     """Show every plan, operating system and location, retired ones included."""
+    from vps.services import catalog
 
     async def action(session: AsyncSession) -> list[str]:
         plans, systems, locations = await catalog.everything(session)
@@ -180,6 +199,9 @@ def catalog_add_plan(
     ] = "0.01",
 ) -> None:
     """Add a plan."""
+    from vps.db.models import Plan
+    from vps.services import accounts
+
     plan = Plan(
         name=name,
         vcpus=vcpus,
@@ -202,6 +224,8 @@ def catalog_add_os(
     name: str, slug: Annotated[str, typer.Option(help="Image name the driver uses")]
 ) -> None:
     """Add an operating system."""
+    from vps.db.models import OperatingSystem
+    from vps.services import accounts
 
     async def action(session: AsyncSession) -> int:
         return (
@@ -219,6 +243,7 @@ def catalog_add_location(
     ipv6: Annotated[str, typer.Option(help="IPv6 pool, e.g. 2001:db8:3::/64")],
 ) -> None:
     """Add a location with its IPv4 and IPv6 address pools."""
+    from vps.services import accounts
 
     async def action(session: AsyncSession) -> None:
         await accounts.add_location(session, code, name, ipv4, ipv6)
@@ -228,6 +253,9 @@ def catalog_add_location(
 
 
 def _availability(kind: str, key: str, available: bool) -> None:
+    from vps.db.models import OperatingSystem, Plan
+    from vps.services import accounts
+
     async def action(session: AsyncSession) -> None:
         if kind == "plan":
             await accounts.set_available(session, Plan, _int(key), available)

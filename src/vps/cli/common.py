@@ -1,24 +1,29 @@
-"""Helpers shared by the CLI commands: settings, a database session, failing clearly."""
+"""Helpers shared by the CLI commands: settings, a database session, failing clearly.
+
+The configuration and the database layer are imported when a helper runs, not with this
+module, so that `vps` user commands (which never touch the database) start fast.
+"""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from vps.config import Settings
-from vps.db import migrate
-from vps.db.engine import Database
-from vps.domain.errors import DomainError
-from vps.runtime import build_database
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from vps.config import Settings
+    from vps.db.engine import Database
 
 T = TypeVar("T")
 
 
 def settings() -> Settings:
+    from vps.config import Settings
+
     return Settings()
 
 
@@ -29,6 +34,9 @@ def fail(message: str, code: int = 1) -> typer.Exit:
 
 def run_in_transaction(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
     """Migrate if needed, then run `action` in one write transaction."""
+    from vps.db import migrate
+    from vps.domain.errors import DomainError
+    from vps.runtime import build_database
 
     async def main() -> T:
         database = build_database(settings())
@@ -46,6 +54,8 @@ def run_in_transaction(action: Callable[[AsyncSession], Awaitable[T]]) -> T:
 
 
 def run_with_database(action: Callable[[Database], Awaitable[T]]) -> T:
+    from vps.runtime import build_database
+
     async def main() -> T:
         database = build_database(settings())
         try:

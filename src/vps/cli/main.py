@@ -1,27 +1,27 @@
-"""`vps`: run the API and the worker, migrate the database, administer accounts."""
+"""`vps`: run the API and the worker, migrate the database, administer accounts.
+
+Every `vps` invocation imports this module, and most of them are user commands that only
+talk HTTP. So the server side (uvicorn, the app, the database, the services) is imported
+inside the operator commands that use it, not here: a user command starts without it.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging.config
 import os
 import signal
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-import uvicorn
 
 from vps.cli.admin import accounts_app, catalog_app, credits_app, tokens_app
 from vps.cli.common import fail, run_with_database, settings
-from vps.cli.logs import logging_config
-from vps.config import Settings
-from vps.db import migrate
-from vps.db.engine import Database
-from vps.db.types import utcnow
-from vps.domain.money import parse_amount
-from vps.runtime import build_app, build_database, build_worker
-from vps.services import accounts
+from vps.cli.user import USER_COMMANDS, servers_app, ssh_keys_app
+
+if TYPE_CHECKING:
+    from vps.config import Settings
+    from vps.db.engine import Database
 
 app = typer.Typer(
     help="VPS.org Servers API control plane.", no_args_is_help=True, add_completion=False
@@ -32,9 +32,22 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(credits_app, name="credits")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(servers_app, name="servers")
+app.add_typer(ssh_keys_app, name="ssh-keys")
+for _name, _command in USER_COMMANDS:
+    app.command(_name)(_command)
+
+
+# How long a stopping `vps serve` lets open requests finish. Event streams never finish by
+# themselves (their clients resume elsewhere with Last-Event-ID), nor do long-polls soon.
+SHUTDOWN_GRACE_SECONDS = 5
 
 
 def _configure_logging(level: str) -> None:
+    import logging.config
+
+    from vps.cli.logs import logging_config
+
     logging.config.dictConfig(logging_config(level))
 
 
@@ -52,6 +65,11 @@ async def _prepare(config: Settings, database: Database) -> str | None:
 
     Returns the demo token when one was created.
     """
+    from vps.db import migrate
+    from vps.db.types import utcnow
+    from vps.domain.money import parse_amount
+    from vps.services import accounts
+
     if config.auto_migrate:
         await migrate.upgrade(database)
     elif not await migrate.is_up_to_date(database):
@@ -99,6 +117,14 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="API processes")] = 1,
 ) -> None:
     """Run the API, with the lifecycle worker embedded (VPS_EMBEDDED_WORKER)."""
+    import logging
+
+    import uvicorn
+
+    from vps.cli.logs import logging_config
+    from vps.config import Settings
+    from vps.runtime import build_app, build_database
+
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     config = Settings(**overrides)  # type: ignore[arg-type]
     _configure_logging(config.log_level)
@@ -113,6 +139,12 @@ def serve(
     token = asyncio.run(prepare())
     if token:
         _print_welcome(config, token)
+    if config.emulator_controls:
+        if workers > 1:
+            raise fail("VPS_EMULATOR_CONTROLS needs one API process: each has its own simulator")
+        logging.getLogger("vps").warning(
+            "emulator controls are on at /_emulator/ (unauthenticated): never in production"
+        )
     log_level = config.log_level.lower()
     if workers == 1:
         uvicorn.run(
@@ -121,6 +153,7 @@ def serve(
             port=config.port,
             log_level=log_level,
             log_config=logging_config(log_level),
+            timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
         )
         return
     # Several processes: each builds its own app from the environment.
@@ -133,12 +166,16 @@ def serve(
         workers=workers,
         log_level=log_level,
         log_config=logging_config(log_level),
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
 
 
 @app.command()
 def worker() -> None:
     """Run a lifecycle worker alone (any number may run against one database)."""
+    from vps.db import migrate
+    from vps.runtime import build_worker
+
     config = settings()
     _configure_logging(config.log_level)
 
@@ -160,6 +197,7 @@ def worker() -> None:
 @db_app.command("upgrade")
 def db_upgrade() -> None:
     """Apply pending migrations."""
+    from vps.db import migrate
 
     async def main(database: Database) -> None:
         await migrate.upgrade(database)

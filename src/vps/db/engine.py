@@ -19,7 +19,7 @@ import asyncio
 import random
 import sqlite3
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from vps.db.reader import PostgresReader, RawReader, SqliteReader
+from vps.db.repositories import events
 from vps.db.sqlite_inline import InlineConnection, inline_connector
 
 _WRITE_OPTION = "vps_write"
@@ -113,6 +114,12 @@ class Database:
         )
         # Created on first use, in the event loop that uses it.
         self._write_lock: asyncio.Lock | None = None
+        # Called after a write that committed events (the process's event hub wakes up).
+        self.event_listeners: list[Callable[[], None]] = []
+
+    def _announce_events(self) -> None:
+        for listener in self.event_listeners:
+            listener()
 
     @property
     def is_sqlite(self) -> bool:
@@ -125,10 +132,20 @@ class Database:
 
     @asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction that commits when the block ends and rolls back on an exception."""
+        """A transaction that commits when the block ends and rolls back on an exception.
+
+        The events the transaction recorded are numbered and written just before it commits
+        (`vps.db.repositories.events`), and announced to `event_listeners` after."""
         if not self.is_sqlite:
             async with self._writer() as session, session.begin():
-                yield session
+                try:
+                    yield session
+                except BaseException:
+                    events.discard(session)
+                    raise
+                announce = await events.flush(session)
+            if announce:
+                self._announce_events()
             return
         if self._write_lock is None:
             self._write_lock = asyncio.Lock()
@@ -137,13 +154,17 @@ class Database:
             session = await self._begin_sqlite_write(deadline)
             try:
                 yield session
+                announce = await events.flush(session)
             except BaseException:
+                events.discard(session)
                 await session.rollback()
                 raise
             else:
                 await session.commit()
             finally:
                 await session.close()
+        if announce:
+            self._announce_events()
 
     async def _begin_sqlite_write(self, deadline: float) -> AsyncSession:
         """A session holding SQLite's write lock, waiting for it with backoff and jitter

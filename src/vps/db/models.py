@@ -306,3 +306,37 @@ class AuditEvent(Base):
     error_code: Mapped[str | None] = mapped_column(String(64), nullable=True)
     request_id: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class ServerEvent(Base):
+    """A change of a server's status or of an action, as the event streams deliver it.
+
+    Ids are given at commit, from `EventLog`, in commit order (see
+    `vps.db.repositories.events`): a reader that has seen id `n` has seen every event that
+    will ever have a smaller id, which makes `Last-Event-ID` resumption exact.
+    """
+
+    __tablename__ = "server_events"
+    __table_args__ = (
+        Index("ix_server_events_account", "account_id", "id"),
+        Index("ix_server_events_server", "server_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id"))
+    server_id: Mapped[int] = mapped_column(Integer)
+    type: Mapped[str] = mapped_column(String(32))
+    # The event as streamed (JSON, with its id), encoded once when it is written.
+    data: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
+class EventLog(Base):
+    """One row: the last event id given, and the highest id deleted by retention (a stream
+    resumed from before it has missed events, and is told so)."""
+
+    __tablename__ = "event_log"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_id: Mapped[int] = mapped_column(BigInteger)
+    pruned_through: Mapped[int] = mapped_column(BigInteger)

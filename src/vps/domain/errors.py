@@ -99,6 +99,12 @@ class IdempotencyKeyReused(DomainError):
     code = "idempotency_key_reused"
 
 
+class TooManyStreams(DomainError):
+    """The account has as many event streams open (on this API process) as it may."""
+
+    code = "too_many_streams"
+
+
 class PreconditionFailed(DomainError):
     """`If-Match` names a version of the resource that is no longer current."""
 

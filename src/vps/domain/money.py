@@ -13,14 +13,17 @@ def format_cents(cents: int) -> str:
     return f"{sign}{cents // 100}.{cents % 100:02d}"
 
 
-def parse_amount(text: str) -> int:
-    """Parse a positive decimal amount with at most two decimals into cents."""
+def parse_amount(text: str, *, allow_zero: bool = False) -> int:
+    """Parse a positive (or, with `allow_zero`, non-negative) decimal amount with at most
+    two decimals into cents."""
     try:
         value = Decimal(text.strip())
     except InvalidOperation:
         raise ValueError(f"not a number: {text!r}") from None
-    if not value.is_finite() or value <= 0:
-        raise ValueError("the amount must be a positive number")
+    if not value.is_finite() or value < 0 or (value == 0 and not allow_zero):
+        raise ValueError(
+            f"the amount must be a {'non-negative' if allow_zero else 'positive'} number"
+        )
     if value != value.quantize(Decimal("0.01"), rounding=ROUND_HALF_UP):
         raise ValueError("the amount has more than two decimals")
     cents = int(value * 100)

@@ -62,6 +62,18 @@ WORK: dict[ServerStatus, tuple[ServerStatus, ServerStatus]] = {
 
 TRANSITIONAL_STATUSES: frozenset[ServerStatus] = frozenset(WORK)
 
+# Statuses a server stays in until a request (or billing) moves it: a long-poll ends there.
+SETTLED_STATUSES: frozenset[ServerStatus] = VISIBLE_STATUSES - TRANSITIONAL_STATUSES
+
+
+def wait_is_over(status: str, wait_for: ServerStatus | None, initial: str) -> bool:
+    """Whether a long-poll on a server can answer: the server reached `wait_for`, or settled
+    in a status it will not leave by itself; without `wait_for`, once its status changed."""
+    if wait_for is None:
+        return status != initial
+    return status == wait_for.value or ServerStatus(status) in SETTLED_STATUSES
+
+
 # Statuses in which the machine is powered on.
 RUNNING_STATUSES: frozenset[ServerStatus] = frozenset(
     {ServerStatus.ACTIVE, ServerStatus.REBOOTING, ServerStatus.STOPPING}

@@ -34,6 +34,20 @@ class SimulatorTimings:
     delete_seconds: float = 0.5
 
 
+# The operations a fault can be injected into (`SimulatorDriver.fail_next`).
+FAULTABLE_OPERATIONS = ("create", "start", "stop", "reboot", "delete")
+
+
+@dataclass
+class InjectedFault:
+    """The next `count` calls of `operation` fail, before doing any work."""
+
+    operation: str
+    count: int
+    retriable: bool
+    message: str
+
+
 @dataclass
 class _Machine:
     running: bool = True
@@ -121,6 +135,8 @@ class SimulatorDriver:
     machines: dict[int, _Machine] = field(default_factory=dict)
     # How many times create() actually built a machine, per server: a test of idempotency.
     builds: dict[int, int] = field(default_factory=dict)
+    # Faults a client developer asked for, consumed in order (see `fail_next`).
+    faults: list[InjectedFault] = field(default_factory=list)
     _random: random.Random = field(default_factory=random.Random, repr=False)
     _file: _FileInventory | None = field(default=None, repr=False)
 
@@ -132,6 +148,31 @@ class SimulatorDriver:
         if seconds > 0:
             await asyncio.sleep(seconds)
 
+    def fail_next(
+        self, operation: str, *, count: int = 1, retriable: bool = False, message: str = ""
+    ) -> InjectedFault:
+        """Make the next `count` calls of `operation` fail: with a permanent error (the
+        server ends in its failure status at once) or a retriable one (the worker retries
+        with backoff, and gives up after its maximum attempts)."""
+        if operation not in FAULTABLE_OPERATIONS:
+            raise ValueError(f"unknown operation {operation!r}")
+        if count < 1:
+            raise ValueError("count must be at least 1")
+        fault = InjectedFault(
+            operation, count, retriable, message or f"injected {operation} failure"
+        )
+        self.faults.append(fault)
+        return fault
+
+    def _injected_fault(self, operation: str) -> None:
+        for fault in self.faults:
+            if fault.operation == operation:
+                fault.count -= 1
+                if fault.count == 0:
+                    self.faults.remove(fault)
+                error = RetriableDriverError if fault.retriable else PermanentDriverError
+                raise error(fault.message)
+
     def _maybe_fail(self, when: str) -> None:
         if self.failure_rate and self._random.random() < self.failure_rate / 2:
             raise RetriableDriverError(f"simulated hypervisor failure ({when} the operation)")
@@ -140,6 +181,7 @@ class SimulatorDriver:
         return self.machines.setdefault(server_id, _Machine())
 
     async def create(self, spec: MachineSpec) -> None:
+        self._injected_fault("create")
         self._maybe_fail("before")
         if spec.server_id in self.machines and self._file is None:
             return
@@ -154,8 +196,10 @@ class SimulatorDriver:
             self.builds[spec.server_id] = self.builds.get(spec.server_id, 0) + 1
         self._maybe_fail("after")
 
-    async def _power(self, server_id: int, running: bool, *, reboot: bool = False) -> None:
+    async def _power(self, operation: str, server_id: int, running: bool) -> None:
+        self._injected_fault(operation)
         self._maybe_fail("before")
+        reboot = operation == "reboot"
         await self._take(self.timings.action_seconds)
         machine = self._machine(server_id)
         machine.running = running
@@ -168,15 +212,16 @@ class SimulatorDriver:
         self._maybe_fail("after")
 
     async def start(self, server_id: int) -> None:
-        await self._power(server_id, True)
+        await self._power("start", server_id, True)
 
     async def stop(self, server_id: int) -> None:
-        await self._power(server_id, False)
+        await self._power("stop", server_id, False)
 
     async def reboot(self, server_id: int) -> None:
-        await self._power(server_id, True, reboot=True)
+        await self._power("reboot", server_id, True)
 
     async def delete(self, server_id: int) -> None:
+        self._injected_fault("delete")
         self._maybe_fail("before")
         await self._take(self.timings.delete_seconds)
         self.machines.pop(server_id, None)

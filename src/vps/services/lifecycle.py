@@ -28,7 +28,7 @@ from vps.domain.states import (
     ServerStatus,
 )
 from vps.drivers.base import MachineSpec, ResourceUsage
-from vps.services import billing
+from vps.services import billing, events
 
 
 @dataclass(frozen=True)
@@ -151,8 +151,32 @@ async def complete(
         await AddressRepository(session).release_all(job.server_id)
     elif usage is not None:
         await record_usage(session, job.server_id, usage, now)
-    await ActionRepository(session).finish_running(job.server_id, ActionStatus.SUCCEEDED, now)
+    finished = await ActionRepository(session).finish_running(
+        job.server_id, ActionStatus.SUCCEEDED, now
+    )
+    _announce(session, job, target, finished, now)
     return True
+
+
+def _announce(
+    session: AsyncSession,
+    job: Job,
+    status: ServerStatus,
+    finished: Sequence[Any],
+    now: datetime,
+    error: tuple[str, str] | None = None,
+) -> None:
+    events.actions_changed(session, finished, now)
+    events.server_status(
+        session,
+        account_id=job.account_id,
+        server_id=job.server_id,
+        status=status.value,
+        previous=job.status.value,
+        now=now,
+        action_id=finished[-1].id if finished else None,
+        error=error,
+    )
 
 
 async def fail(
@@ -186,9 +210,10 @@ async def fail(
             reference=billing.create_refund_reference(job.server_id),
             description=f"Refund: server {job.server_id} could not be provisioned",
         )
-    await ActionRepository(session).finish_running(
+    finished = await ActionRepository(session).finish_running(
         job.server_id, ActionStatus.FAILED, now, error_code=code, error_message=message
     )
+    _announce(session, job, fallback, finished, now, (code, message))
     return True
 
 

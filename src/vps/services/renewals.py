@@ -24,11 +24,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vps.db.models import Server
 from vps.db.repositories.billing import BillingRepository
 from vps.db.repositories.servers import ServerRepository
-from vps.domain.billing import BillingTerms
+from vps.domain.billing import PAYMENT_REQUIRED, BillingTerms
 from vps.domain.errors import InsufficientCredits
 from vps.domain.money import format_cents
-from vps.domain.states import RENEWED_STATUSES, SUSPENDABLE_STATUSES, ServerStatus
-from vps.services import billing
+from vps.domain.states import (
+    RENEWED_STATUSES,
+    RESUMED_STATUS,
+    SUSPENDABLE_STATUSES,
+    ServerStatus,
+)
+from vps.services import billing, events
 
 
 class Renewal(StrEnum):
@@ -98,6 +103,15 @@ async def renew(
     except InsufficientCredits as error:
         message = _suspension_message(period + 1, error)
         if await repository.suspend(server.id, period, SUSPENDABLE_STATUSES, now, message):
+            events.server_status(
+                session,
+                account_id=server.account_id,
+                server_id=server.id,
+                status=ServerStatus.SUSPENDED.value,
+                previous=server.status,
+                now=now,
+                error=(PAYMENT_REQUIRED, message),
+            )
             return Renewal.SUSPENDED
         return Renewal.SKIPPED
     return Renewal.RENEWED
@@ -129,6 +143,15 @@ async def resume_unpaid(
                 )
         except InsufficientCredits:
             continue
+        # After the savepoint: a resume it rolled back announces nothing.
+        events.server_status(
+            session,
+            account_id=server.account_id,
+            server_id=server.id,
+            status=RESUMED_STATUS.value,
+            previous=ServerStatus.SUSPENDED.value,
+            now=now,
+        )
         resumed.append(server.id)
     if resumed:
         await ServerRepository(session).announce_work()

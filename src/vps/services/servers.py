@@ -27,7 +27,7 @@ from vps.domain.states import (
     plan_power_action,
 )
 from vps.domain.validation import hostname_problem, name_problem
-from vps.services import auth, billing
+from vps.services import auth, billing, events
 from vps.services.principal import Principal
 
 PROVISIONING_MESSAGE = "Server is being provisioned. This may take 2-5 minutes."
@@ -94,7 +94,7 @@ def _not_found(server_id: int) -> NotFound:
 async def _new_action(
     session: AsyncSession, account_id: int, server_id: int, kind: ActionKind, now: datetime
 ) -> Action:
-    return await ActionRepository(session).add(
+    action = await ActionRepository(session).add(
         Action(
             account_id=account_id,
             server_id=server_id,
@@ -103,6 +103,8 @@ async def _new_action(
             started_at=now,
         )
     )
+    events.actions_changed(session, [action], now)
+    return action
 
 
 async def create_server(
@@ -167,6 +169,15 @@ async def create_server(
         description=f"First month of server {server.id} ({offer.plan_name})",
     )
     action = await _new_action(session, server.account_id, server.id, ActionKind.CREATE, now)
+    events.server_status(
+        session,
+        account_id=server.account_id,
+        server_id=server.id,
+        status=server.status,
+        previous=None,
+        now=now,
+        action_id=action.id,
+    )
     await ServerRepository(session).announce_work()
     view = ServerView(
         server.id,
@@ -221,6 +232,12 @@ async def view_server(reader: RawReader, token: str, server_id: int, now: dateti
     if found is None or found[1] is None:
         raise _not_found(server_id)
     return found[1]
+
+
+async def require_visible(session: AsyncSession, principal: Principal, server_id: int) -> None:
+    """NotFound unless the server is the caller's and not deleted."""
+    if not await ServerRepository(session).is_visible(principal.account_id, server_id):
+        raise _not_found(server_id)
 
 
 async def list_servers(
@@ -356,16 +373,26 @@ async def delete_server(
         ServerRepository(session), principal, server_id, now, precondition
     )
     await _refund_unused_hours(session, server, now)
-    actions = ActionRepository(session)
-    await actions.finish_running(
+    interrupted = await ActionRepository(session).finish_running(
         server_id,
         ActionStatus.FAILED,
         now,
         error_code="server_deleted",
         error_message="The server was deleted before this action finished.",
     )
+    events.actions_changed(session, interrupted, now)
     await ServerRepository(session).announce_work()
-    return await _new_action(session, server.account_id, server.id, ActionKind.DELETE, now)
+    action = await _new_action(session, server.account_id, server.id, ActionKind.DELETE, now)
+    events.server_status(
+        session,
+        account_id=server.account_id,
+        server_id=server.id,
+        status=ServerStatus.DELETING.value,
+        previous=server.status,
+        now=now,
+        action_id=action.id,
+    )
+    return action
 
 
 async def _mark_deleting(
@@ -451,6 +478,15 @@ async def power_action(
         _judge(kind, current)
         raise InvalidState("The server changed state; try again.", current.status)
     action = await _new_action(session, principal.account_id, server_id, kind, now)
+    events.server_status(
+        session,
+        account_id=principal.account_id,
+        server_id=server_id,
+        status=transition.target.value,
+        previous=server.status,
+        now=now,
+        action_id=action.id,
+    )
     await repository.announce_work()
     refreshed = await _view_after_write(session, principal, server_id)
     return ActionResult(refreshed, action, transition.message)

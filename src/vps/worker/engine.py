@@ -26,7 +26,7 @@ from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
-from vps.services import idempotency, lifecycle, renewals
+from vps.services import events, idempotency, lifecycle, renewals
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
 from vps.worker.notify import listen_for_work
 
@@ -54,6 +54,8 @@ class WorkerConfig:
     lease_seconds: float = 15.0
     usage_sample_seconds: float = 10.0
     orphan_sweep_seconds: float = 60.0
+    # How long events are kept for the streams' Last-Event-ID resumption.
+    event_retention_seconds: float = 259_200.0
     build_timeout_seconds: float = 900.0
     billing: BillingTerms = field(default_factory=BillingTerms)
     billing_sweep_seconds: float = BILLING_SWEEP_SECONDS
@@ -122,6 +124,7 @@ class Worker:
                     self._last_orphan_sweep = loop.time()
                     await self.sweep_orphans()
                     await self.reap_idempotency_keys()
+                    await self.prune_events()
             except (OperationalError, DBAPIError, OSError) as error:
                 # The database went away: keep going, the next tick reconnects.
                 log.warning("worker tick failed, will retry: %s", error.__class__.__name__)
@@ -322,6 +325,18 @@ class Worker:
                 removed = await idempotency.reap_expired(session, utcnow())
             total += removed
             if removed < idempotency.REAP_BATCH:
+                return total
+
+    async def prune_events(self) -> int:
+        """Delete the events older than their retention, a batch per transaction; returns
+        how many went."""
+        before = utcnow() - timedelta(seconds=self.config.event_retention_seconds)
+        total = 0
+        while True:
+            async with self.database.write() as session:
+                removed = await events.prune(session, before)
+            total += removed
+            if removed < events.PRUNE_BATCH:
                 return total
 
     async def billing_step(self) -> None:

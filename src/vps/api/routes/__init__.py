@@ -1,5 +1,5 @@
 """The API's routers, in the order they are mounted."""
 
-from vps.api.routes import actions, audit, catalog, servers
+from vps.api.routes import actions, audit, catalog, events, servers
 
-ROUTERS = (servers.router, actions.router, catalog.router, audit.router)
+ROUTERS = (servers.router, actions.router, catalog.router, audit.router, events.router)

@@ -25,6 +25,8 @@ _DESCRIPTIONS = {
     412: "Precondition failed: the resource is no longer at the `If-Match` ETag "
     "(the `ETag` header gives the current one)",
     422: "The `Idempotency-Key` was already used for a different request",
+    429: "Too many requests, or (`too_many_streams`) too many event streams open for the "
+    "account; `Retry-After` says when to try again",
 }
 
 
@@ -35,6 +37,16 @@ def errors(*codes: int) -> dict[int | str, dict[str, Any]]:
 ServerId = Annotated[int, Path(description="The server's unique ID", examples=[12345])]
 ActionId = Annotated[int, Path(description="The action's unique ID", examples=[678])]
 PageParam = Annotated[int, Query(description="Page number, from 1")]
+MAX_WAIT_SECONDS = 60
+WaitParam = Annotated[
+    float | None,
+    Query(
+        gt=0,
+        le=MAX_WAIT_SECONDS,
+        description="Long-poll: answer as soon as the state changes, or after this many "
+        f"seconds (at most {MAX_WAIT_SECONDS}).",
+    ),
+]
 PageSizeParam = Annotated[int | None, Query(description="Results per page (default 50, max 100)")]
 
 

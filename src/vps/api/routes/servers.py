@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Query, Response
 
 from vps.api.deps import (
     BearerDep,
@@ -20,6 +20,7 @@ from vps.api.responses import JsonBody
 from vps.api.routes.common import (
     PagingDep,
     ServerId,
+    WaitParam,
     errors,
     existing_id,
 )
@@ -34,12 +35,31 @@ from vps.api.schemas import (
     ServerOut,
 )
 from vps.db.views import ServerView
+from vps.domain.errors import InvalidParameters
 from vps.domain.etags import Precondition, etag
-from vps.domain.states import ActionKind
-from vps.services import servers
+from vps.domain.states import VISIBLE_STATUSES, ActionKind, ServerStatus
+from vps.services import servers, waiting
 from vps.services.servers import ActionResult, ServerChanges, ServerDraft
 
 router = APIRouter(prefix="/api/v1/servers", tags=["servers"])
+
+DEFAULT_WAIT_SECONDS = 30.0
+_WAITABLE = sorted(status.value for status in VISIBLE_STATUSES)
+WaitForParam = Annotated[
+    str | None,
+    Query(
+        description="Long-poll until the server is in this status (see `wait`).",
+        json_schema_extra={"enum": _WAITABLE},
+    ),
+]
+
+
+def _waited_status(value: str) -> ServerStatus:
+    if value not in _WAITABLE:
+        raise InvalidParameters.single(
+            "wait_for", f"Unknown status {value!r}; one of: {', '.join(_WAITABLE)}.", "unknown"
+        )
+    return ServerStatus(value)
 
 
 # The read paths answer plain data encoded by orjson; `response_model` still documents them.
@@ -133,9 +153,30 @@ async def create_server(body: CreateServerIn, ctx: PostContext, state: StateDep)
     response_model=ServerOut,
     responses=_documented(200, _ETAG_HEADER, 400, 401, 404),
 )
-async def get_server(server_id: ServerId, bearer: BearerDep) -> JsonBody:
-    # Authenticated by the service, in the same query as the read (one round trip).
-    view = await servers.view_server(bearer.reader, bearer.token, server_id, bearer.now)
+async def get_server(
+    server_id: ServerId,
+    bearer: BearerDep,
+    state: StateDep,
+    wait_for: WaitForParam = None,
+    wait: WaitParam = None,
+) -> JsonBody:
+    """One server. Long-poll with `wait_for=<status>`: answered as soon as the server is in
+    that status, or settles in another status it will not leave by itself (`active`,
+    `stopped`, `error`, `suspended`), or after `wait` seconds (default 30); `404` if it is
+    deleted meanwhile. `wait` alone: answered as soon as the status changes."""
+    if wait_for is None and wait is None:
+        # Authenticated by the service, in the same query as the read (one round trip).
+        view = await servers.view_server(bearer.reader, bearer.token, server_id, bearer.now)
+    else:
+        view = await waiting.server_when(
+            state.events,
+            bearer.reader,
+            bearer.token,
+            server_id,
+            bearer.now,
+            wait_for_status=_waited_status(wait_for) if wait_for is not None else None,
+            seconds=wait if wait is not None else DEFAULT_WAIT_SECONDS,
+        )
     return JsonBody(server_body(view), headers=_with_etag(view))
 
 

@@ -70,6 +70,7 @@ _FINISH_RUNNING = (
         error_code=bindparam("new_error_code"),
         error_message=bindparam("new_error_message"),
     )
+    .returning(*cast(Table, Action.__table__).c)
 )
 
 
@@ -329,8 +330,9 @@ class ActionRepository:
         *,
         error_code: str | None = None,
         error_message: str | None = None,
-    ) -> None:
-        await execute(
+    ) -> Sequence[Row[Any]]:
+        """Finish the server's running actions; returns them as they now are."""
+        result = await execute(
             self.session,
             _FINISH_RUNNING,
             {
@@ -341,3 +343,4 @@ class ActionRepository:
                 "new_error_message": error_message,
             },
         )
+        return result.all()
