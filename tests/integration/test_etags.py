@@ -31,6 +31,21 @@ async def test_get_gives_an_etag_that_a_change_moves(factory: Factory) -> None:
 
 
 @pytest.mark.parametrize("method", ["PUT", "PATCH"])
+async def test_an_invalid_body_is_400_even_with_a_stale_if_match(
+    factory: Factory, method: str
+) -> None:
+    """The request is wrong whatever the version: it is answered as such (found by the
+    fuzzer: a bad hostname with a made-up tag got 412)."""
+    tenant = await factory.tenant()
+    server = await tenant.active_server(name="original")
+    path = f"{SERVERS}{server['id']}/"
+    body = {**PUT_BODY, "hostname": "bad host*"}
+    response = await tenant.request(method, path, json=body, headers={"If-Match": '"999"'})
+    assert response.status_code == 400, response.text
+    assert response.json()["error"]["fields"][0]["field"] == "hostname"
+
+
+@pytest.mark.parametrize("method", ["PUT", "PATCH"])
 async def test_a_stale_if_match_is_412_and_changes_nothing(factory: Factory, method: str) -> None:
     tenant = await factory.tenant()
     server = await tenant.active_server(name="original")

@@ -296,10 +296,11 @@ async def update_server(
     view = await views.server_in(session, principal.account_id, server_id)
     if view is None:
         raise _not_found(server_id)
-    _check_precondition(precondition, view.version)
+    # An invalid request is refused as such whatever the version it names: 404, 400, 412.
     problems = Problems()
     _check_names(problems, changes.name, changes.hostname)
     problems.raise_if_any()
+    _check_precondition(precondition, view.version)
     values: dict[str, object] = {
         key: value
         for key, value in (
