@@ -406,3 +406,29 @@ async def test_an_exhausted_pool_fails_the_build_with_one_refund_until_an_addres
         assert replacement["ip_address"] == freed["ip_address"]
     finally:
         await delete_all(tenant, ids)
+
+
+async def test_a_build_is_told_the_networks_of_its_addresses(
+    factory: Factory, driver: SimulatorDriver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A real guest configures its own addresses: the driver gets the pool's network (the
+    prefix, and the gateway as its first host) with each address."""
+    tenant = await factory.tenant()
+    name = unique_name("netinfo")
+    seen: list[MachineSpec] = []
+    original = driver.create
+
+    async def create(spec: MachineSpec) -> None:
+        if spec.name == name:
+            seen.append(spec)
+        await original(spec)
+
+    monkeypatch.setattr(driver, "create", create)
+    created = await tenant.create_server(name=name, location="us-west")
+    await tenant.wait_for_status(created["id"], "active")
+    (spec,) = seen
+    assert spec.ipv4_network == str(WEST_V4)
+    assert spec.ipv6_network == str(WEST_V6)
+    assert spec.ipv4_address is not None and spec.ipv6_address is not None
+    assert ipaddress.ip_address(spec.ipv4_address) in WEST_V4
+    assert ipaddress.ip_address(spec.ipv6_address) in WEST_V6

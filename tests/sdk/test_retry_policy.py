@@ -134,6 +134,16 @@ def test_429_that_persists_raises_rate_limited_with_retry_after() -> None:
     assert recorder.sleeps == [3.0, 3.0]
 
 
+def test_too_many_streams_is_not_retried() -> None:
+    """Waiting frees no stream: only closing one of the caller's own does."""
+    recorder = Recorder([_error(429, "too_many_streams", {"Retry-After": "5"})])
+    with pytest.raises(RateLimited) as caught:
+        recorder.client().locations.list()
+    assert caught.value.code == "too_many_streams"
+    assert len(recorder.requests) == 1
+    assert recorder.sleeps == []
+
+
 def test_a_very_long_retry_after_is_not_slept_through() -> None:
     recorder = Recorder([_error(429, "rate_limited", {"Retry-After": "3600"})])
     with pytest.raises(RateLimited) as caught:

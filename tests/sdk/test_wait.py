@@ -165,3 +165,19 @@ def test_wait_failed_through_the_long_poll(
         with pytest.raises(WaitFailed) as caught:
             server.wait_until("active", timeout=30)
     assert caught.value.status == "error"
+
+
+def test_wait_until_long_polls_when_the_account_has_no_stream_left() -> None:
+    """The account's streams are all taken (by the caller itself): the wait does not sit
+    out `Retry-After`s, it long-polls at once."""
+    with Emulator(event_streams_per_account=1) as emulator:
+        account = emulator.create_account()
+        with Client(account.url, account.token) as client:
+            hog = client.events()
+            try:
+                server = _create(client)
+                started = time.monotonic()
+                assert server.wait_until("active", timeout=30).status == "active"
+                assert time.monotonic() - started < 4
+            finally:
+                hog.close()

@@ -160,7 +160,7 @@ class RetryPolicy:
 
     def after_response(self, response: httpx.Response, attempt: int) -> RetryDecision:
         status = response.status_code
-        if status not in RETRYABLE_STATUSES:
+        if status not in RETRYABLE_STATUSES or _error_code(response) in NEVER_RETRIED_CODES:
             return RetryDecision(retry=False)
         told = retry_after_seconds(response.headers, self.wall_clock())
         if told is None and status == 429:
@@ -169,6 +169,21 @@ class RetryPolicy:
             return RetryDecision(retry=False, retry_after=told)
         delay = told if told is not None else self.backoff(attempt)
         return RetryDecision(retry=True, delay=delay, retry_after=told)
+
+
+# Refusals that waiting does not cure: too many event streams are open, and only closing
+# one of the caller's own frees a place (`wait_until` then long-polls instead).
+NEVER_RETRIED_CODES = frozenset({"too_many_streams"})
+
+
+def _error_code(response: httpx.Response) -> str | None:
+    try:
+        body = response.json()
+    except (ValueError, httpx.ResponseNotRead):
+        return None
+    error = body.get("error") if isinstance(body, dict) else None
+    code = error.get("code") if isinstance(error, dict) else None
+    return code if isinstance(code, str) else None
 
 
 def retry_after_seconds(headers: httpx.Headers, now: float) -> float | None:

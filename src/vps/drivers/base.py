@@ -26,6 +26,10 @@ class MachineSpec:
     ipv4_address: str | None
     ipv6_address: str | None
     ssh_public_key: str | None
+    # The networks the addresses were allocated from (`203.0.113.0/24`), whose first host is
+    # the gateway: known to a build (for the guest's network configuration), else None.
+    ipv4_network: str | None = None
+    ipv6_network: str | None = None
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,7 @@ writes nothing (level-based: the next claim looks at the server afresh).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -17,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from vps.db.reader import RawReader
 from vps.db.repositories.accounts import LedgerRepository
 from vps.db.repositories.addresses import AddressRepository, PoolExhausted
-from vps.db.repositories.catalog import CatalogRepository
+from vps.db.repositories.catalog import CatalogRepository, Pool
 from vps.db.repositories.servers import ActionRepository, ServerRepository, job_row
 from vps.db.repositories.usage import UsageRepository
 from vps.domain.states import (
@@ -110,7 +111,8 @@ async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: dat
     """
     addresses = AddressRepository(session)
     held = await addresses.held_by(job.server_id)
-    for pool in await CatalogRepository(session).pools(job.location_id):
+    pools = await CatalogRepository(session).pools(job.location_id)
+    for pool in pools:
         if pool.family not in held:
             try:
                 held[pool.family] = await addresses.allocate(pool, job.server_id, now)
@@ -121,7 +123,22 @@ async def ensure_addresses(session: AsyncSession, job: Job, owner: str, now: dat
         job.server_id, owner, job.status.value, values
     ):
         raise LeaseLost(job.server_id)
-    return replace(job, spec=replace(job.spec, ipv4_address=held.get(4), ipv6_address=held.get(6)))
+    spec = replace(
+        job.spec,
+        ipv4_address=held.get(4),
+        ipv6_address=held.get(6),
+        ipv4_network=_network_of(held.get(4), pools),
+        ipv6_network=_network_of(held.get(6), pools),
+    )
+    return replace(job, spec=spec)
+
+
+def _network_of(address: str | None, pools: Sequence[Pool]) -> str | None:
+    """The network of the pool `address` came from (the guest's prefix and gateway)."""
+    if address is None:
+        return None
+    ip = ipaddress.ip_address(address)
+    return next((p.cidr for p in pools if ip in ipaddress.ip_network(p.cidr)), None)
 
 
 async def complete(
