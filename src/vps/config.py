@@ -7,6 +7,7 @@ CLI (or a test) and handed to `create_app` and to the worker.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from limits import RateLimitItem, parse_many
 from pydantic import Field, field_validator
@@ -15,6 +16,19 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 def _default_data_dir() -> Path:
     return Path.home() / ".local" / "share" / "vps"
+
+
+def parse_images(text: str) -> dict[str, str]:
+    """`slug=volume,slug=volume` as a mapping (VPS_LIBVIRT_IMAGES)."""
+    images: dict[str, str] = {}
+    for pair in filter(None, (item.strip() for item in text.split(","))):
+        slug, equals, volume = (part.strip() for part in pair.partition("="))
+        if not equals or not slug or not volume:
+            raise ValueError(f"VPS_LIBVIRT_IMAGES: {pair!r} is not `slug=volume`")
+        if slug in images:
+            raise ValueError(f"VPS_LIBVIRT_IMAGES: {slug!r} is given twice")
+        images[slug] = volume
+    return images
 
 
 def parse_rate_limits(text: str) -> list[RateLimitItem]:
@@ -78,7 +92,49 @@ class Settings(BaseSettings):
     embedded_worker: bool = Field(
         default=True, description="Run the lifecycle worker inside `vps serve`."
     )
-    driver: str = Field(default="simulator", description="Hypervisor driver: `simulator`.")
+    driver: Literal["simulator", "libvirt"] = Field(
+        default="simulator",
+        description="Hypervisor driver: `simulator`, or `libvirt` (KVM or QEMU through "
+        "libvirt; install `vps[libvirt]`, see docs/operators.md).",
+    )
+    libvirt_uri: str = Field(
+        default="qemu:///system",
+        description="libvirt: the connection URI (`qemu:///system`, `qemu+ssh://host/system`; "
+        "`test:///default` is libvirt's in-process fake).",
+    )
+    libvirt_domain_type: Literal["kvm", "qemu"] = Field(
+        default="kvm",
+        description="libvirt: `kvm` (hardware virtualisation) or `qemu` (software emulation, "
+        "slow but runs anywhere).",
+    )
+    libvirt_storage_pool: str = Field(
+        default="default",
+        min_length=1,
+        description="libvirt: the storage pool that holds the base images and the servers' "
+        "disks and cloud-init seeds.",
+    )
+    libvirt_images: str = Field(
+        default="",
+        description="libvirt: each OS's base image, as `slug=volume` pairs separated by commas "
+        "(`ubuntu-22.04=jammy.qcow2,debian-12=bookworm.qcow2`); a server of an OS without one "
+        "fails to build (refunded).",
+    )
+    libvirt_bridge: str | None = Field(
+        default=None,
+        description="libvirt: the host bridge the guests' network interface joins; unset: "
+        "guests get no network interface.",
+    )
+    libvirt_shutdown_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="libvirt: how long a stop waits for the guest to shut down (ACPI) before "
+        "forcing it off.",
+    )
+    libvirt_reboot_timeout_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        description="libvirt: how long a reboot waits for the guest (ACPI) before resetting it.",
+    )
     sim_provision_seconds: float = Field(
         default=5.0, ge=0, description="Simulator: time a server takes to provision."
     )
@@ -217,6 +273,12 @@ class Settings(BaseSettings):
             ("sqlite:", "sqlite+aiosqlite:", "postgresql:", "postgres:", "postgresql+asyncpg:")
         ):
             raise ValueError("VPS_DATABASE_URL must start with sqlite:// or postgresql://")
+        return value
+
+    @field_validator("libvirt_images")
+    @classmethod
+    def _parsable_images(cls, value: str) -> str:
+        parse_images(value)
         return value
 
     @field_validator("rate_limits")

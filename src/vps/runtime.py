@@ -9,11 +9,11 @@ from collections.abc import AsyncIterator
 from fastapi import FastAPI
 
 from vps.api.app import create_app
-from vps.config import Settings
+from vps.config import Settings, parse_images
 from vps.db.engine import Database
 from vps.domain.billing import BillingTerms
 from vps.drivers.base import HypervisorDriver
-from vps.drivers.registry import build_driver
+from vps.drivers.registry import build_libvirt, build_simulator, require_libvirt
 from vps.services.emulator import EmulatorControls
 from vps.services.lifecycle import RetryPolicy
 from vps.worker.engine import BILLING_SWEEP_SECONDS, Worker, WorkerConfig
@@ -23,9 +23,25 @@ def build_database(settings: Settings) -> Database:
     return Database(settings.resolved_database_url, pool_size=settings.database_pool_size)
 
 
+def check_driver(settings: Settings) -> None:
+    """DriverUnavailable now, rather than at the first build, when the configured driver
+    cannot be loaded (libvirt-python missing)."""
+    if settings.driver == "libvirt":
+        require_libvirt()
+
+
 def build_configured_driver(settings: Settings) -> HypervisorDriver:
-    return build_driver(
-        settings.driver,
+    if settings.driver == "libvirt":
+        return build_libvirt(
+            uri=settings.libvirt_uri,
+            domain_type=settings.libvirt_domain_type,
+            storage_pool=settings.libvirt_storage_pool,
+            images=parse_images(settings.libvirt_images),
+            bridge=settings.libvirt_bridge,
+            shutdown_timeout_seconds=settings.libvirt_shutdown_timeout_seconds,
+            reboot_timeout_seconds=settings.libvirt_reboot_timeout_seconds,
+        )
+    return build_simulator(
         provision_seconds=settings.sim_provision_seconds,
         action_seconds=settings.sim_action_seconds,
         delete_seconds=settings.sim_delete_seconds,

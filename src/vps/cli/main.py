@@ -128,6 +128,7 @@ def serve(
     overrides = {k: v for k, v in (("host", host), ("port", port)) if v is not None}
     config = Settings(**overrides)  # type: ignore[arg-type]
     _configure_logging(config.log_level)
+    _check_driver(config)
     database = build_database(config)
 
     async def prepare() -> str | None:
@@ -170,6 +171,16 @@ def serve(
     )
 
 
+def _check_driver(config: Settings) -> None:
+    from vps.drivers.registry import DriverUnavailable
+    from vps.runtime import check_driver
+
+    try:
+        check_driver(config)
+    except DriverUnavailable as error:
+        raise fail(str(error)) from None
+
+
 @app.command()
 def worker() -> None:
     """Run a lifecycle worker alone (any number may run against one database)."""
@@ -178,6 +189,7 @@ def worker() -> None:
 
     config = settings()
     _configure_logging(config.log_level)
+    _check_driver(config)
 
     async def main(database: Database) -> None:
         if not await migrate.is_up_to_date(database):

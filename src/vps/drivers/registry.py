@@ -1,17 +1,26 @@
-"""Build the configured driver by name."""
+"""Build the configured driver by name.
+
+The libvirt driver is imported only when it is asked for: libvirt-python is an optional
+extra (`vps[libvirt]`), and the rest of the product runs without it.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Literal
 
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.simulator import SimulatorDriver, SimulatorTimings
 
-DRIVER_NAMES = ("simulator",)
+DRIVER_NAMES = ("simulator", "libvirt")
 
 
-def build_driver(
-    name: str,
+class DriverUnavailable(Exception):
+    """The configured driver cannot be loaded on this machine (a missing package)."""
+
+
+def build_simulator(
     *,
     provision_seconds: float,
     action_seconds: float,
@@ -19,14 +28,49 @@ def build_driver(
     failure_rate: float = 0.0,
     state_file: Path | None = None,
 ) -> HypervisorDriver:
-    if name == "simulator":
-        return SimulatorDriver(
-            SimulatorTimings(
-                provision_seconds=provision_seconds,
-                action_seconds=action_seconds,
-                delete_seconds=delete_seconds,
-            ),
-            failure_rate=failure_rate,
-            state_file=state_file,
+    return SimulatorDriver(
+        SimulatorTimings(
+            provision_seconds=provision_seconds,
+            action_seconds=action_seconds,
+            delete_seconds=delete_seconds,
+        ),
+        failure_rate=failure_rate,
+        state_file=state_file,
+    )
+
+
+def require_libvirt() -> None:
+    """DriverUnavailable unless the libvirt driver can be loaded."""
+    try:
+        import vps.drivers.libvirt  # noqa: F401
+    except ImportError as error:
+        raise DriverUnavailable(
+            "VPS_DRIVER=libvirt needs libvirt-python: pip install 'vps[libvirt]' "
+            f"(it builds against the libvirt development headers) ({error})"
+        ) from error
+
+
+def build_libvirt(
+    *,
+    uri: str,
+    domain_type: Literal["kvm", "qemu"],
+    storage_pool: str,
+    images: Mapping[str, str],
+    bridge: str | None,
+    shutdown_timeout_seconds: float,
+    reboot_timeout_seconds: float,
+) -> HypervisorDriver:
+    require_libvirt()
+    from vps.drivers.libvirt import LibvirtConfig, LibvirtDriver
+
+    return LibvirtDriver(
+        LibvirtConfig(
+            uri=uri,
+            domain_type=domain_type,
+            storage_pool=storage_pool,
+            images=images,
+            bridge=bridge,
+            shutdown_timeout_seconds=shutdown_timeout_seconds,
+            reboot_timeout_seconds=reboot_timeout_seconds,
         )
-    raise ValueError(f"unknown driver {name!r}; known: {', '.join(DRIVER_NAMES)}")
+    )

@@ -184,11 +184,14 @@ class SimulatorDriver:
         self._injected_fault("create")
         self._maybe_fail("before")
         if spec.server_id in self.machines and self._file is None:
+            self.machines[spec.server_id].running = True  # the contract: a running machine
             return
         await self._take(self.timings.provision_seconds)
         if self._file is not None:
             built = await asyncio.to_thread(self._file.create_if_absent, spec.server_id)
-            self.machines.setdefault(spec.server_id, _Machine())
+            if not built:
+                await asyncio.to_thread(self._file.set_running, spec.server_id, True)
+            self._machine(spec.server_id).running = True
             if built:
                 self.builds[spec.server_id] = self.builds.get(spec.server_id, 0) + 1
         elif spec.server_id not in self.machines:
