@@ -232,6 +232,12 @@ class Settings(BaseSettings):
         ge=1,
         description="Largest request body accepted, in bytes; a larger one is refused with `413`.",
     )
+    audit_retention_seconds: int = Field(
+        default=31_536_000,
+        gt=0,
+        description="How long the audit log keeps an event (365 days); older ones are "
+        "deleted by the worker.",
+    )
     event_retention_seconds: int = Field(
         default=259_200,
         gt=0,

@@ -63,6 +63,7 @@ def worker_config(settings: Settings) -> WorkerConfig:
         usage_sample_seconds=settings.usage_sample_seconds,
         orphan_sweep_seconds=settings.worker_orphan_sweep_seconds,
         event_retention_seconds=settings.event_retention_seconds,
+        audit_retention_seconds=settings.audit_retention_seconds,
         build_timeout_seconds=settings.build_timeout_seconds,
         billing=terms,
         # Often enough that a renewal is never late by more than a tenth of a period.

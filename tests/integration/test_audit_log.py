@@ -10,6 +10,9 @@ from fastapi.routing import APIRoute
 from tests.factories import CREATE_BODY, ED25519_KEY, Factory, Tenant
 from vps.api.audit import AUDITED
 from vps.api.routes import ROUTERS
+from vps.db.engine import Database
+from vps.drivers.simulator import SimulatorDriver
+from vps.worker.engine import Worker, WorkerConfig
 
 AUDIT = "/api/v1/account/audit-log/"
 
@@ -91,3 +94,19 @@ async def test_the_log_is_per_account(factory: Factory) -> None:
     await alice.create_server()
     assert await events(bob) == []
     assert len(await events(alice)) == 1
+
+
+async def test_the_worker_deletes_audit_events_past_their_retention(
+    factory: Factory, database: Database
+) -> None:
+    tenant = await factory.tenant()
+    key = await tenant.post("/api/v1/ssh-keys/", json={"name": "kept", "public_key": ED25519_KEY})
+    assert key.status_code == 201, key.text
+    assert len(await events(tenant)) == 1
+
+    keeping = Worker(database, SimulatorDriver(), WorkerConfig(audit_retention_seconds=3600))
+    assert await keeping.prune_audit_log() == 0
+    assert len(await events(tenant)) == 1
+    forgetting = Worker(database, SimulatorDriver(), WorkerConfig(audit_retention_seconds=0))
+    assert await forgetting.prune_audit_log() >= 1
+    assert await events(tenant) == []

@@ -8,9 +8,11 @@ bulk-update bookkeeping likewise. Both stay inside the session's transaction.
 
 from __future__ import annotations
 
+from datetime import datetime
+from itertools import takewhile
 from typing import Any, TypeVar
 
-from sqlalchemy import Insert, Table, insert, inspect
+from sqlalchemy import Insert, Table, insert, inspect, select
 from sqlalchemy.engine import Result
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql import Executable
@@ -52,3 +54,17 @@ async def execute(
     """Run a Core statement on the session's connection, in its transaction."""
     connection = await session.connection()
     return await connection.execute(statement, parameters)
+
+
+async def oldest_ids_before(
+    session: AsyncSession, id_column: Any, time_column: Any, before: datetime, limit: int
+) -> list[int]:
+    """The ids of a table's oldest rows written before `before`, at most `limit`.
+
+    Ids grow with time, so these are a prefix of the primary key: reading the first `limit`
+    rows and keeping those before `before` costs one short read, however large the table
+    and even when nothing is old (a `WHERE created_at < …` would scan it all then)."""
+    rows = (
+        await session.execute(select(id_column, time_column).order_by(id_column).limit(limit))
+    ).all()
+    return [row[0] for row in takewhile(lambda row: row[1] < before, rows)]

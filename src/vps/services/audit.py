@@ -67,3 +67,12 @@ async def list_events(
 ) -> AuditPage:
     total, events = await audit.page(session, principal.account_id, offset, limit)
     return AuditPage(total, events)
+
+
+# Audit events deleted per transaction by the worker's retention sweep.
+PRUNE_BATCH = 1000
+
+
+async def prune(session: AsyncSession, before: datetime) -> int:
+    """Delete one batch of audit events written before `before`; returns how many went."""
+    return await audit.prune(session, before, PRUNE_BATCH)

@@ -15,18 +15,19 @@ import logging
 import os
 import socket
 import uuid
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.engine import Database
 from vps.db.types import utcnow
 from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
-from vps.services import events, idempotency, lifecycle, renewals
+from vps.services import audit, events, idempotency, lifecycle, renewals
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
 from vps.worker.notify import listen_for_work
 
@@ -56,6 +57,8 @@ class WorkerConfig:
     orphan_sweep_seconds: float = 60.0
     # How long events are kept for the streams' Last-Event-ID resumption.
     event_retention_seconds: float = 259_200.0
+    # How long audit events are kept.
+    audit_retention_seconds: float = 31_536_000.0
     build_timeout_seconds: float = 900.0
     billing: BillingTerms = field(default_factory=BillingTerms)
     billing_sweep_seconds: float = BILLING_SWEEP_SECONDS
@@ -125,6 +128,7 @@ class Worker:
                     await self.sweep_orphans()
                     await self.reap_idempotency_keys()
                     await self.prune_events()
+                    await self.prune_audit_log()
             except (OperationalError, DBAPIError, OSError) as error:
                 # The database went away: keep going, the next tick reconnects.
                 log.warning("worker tick failed, will retry: %s", error.__class__.__name__)
@@ -317,26 +321,36 @@ class Worker:
         return orphans
 
     async def reap_idempotency_keys(self) -> int:
-        """Delete the idempotency keys past their retention, a batch per transaction (so the
-        write lock is never held for long); returns how many went."""
-        total = 0
-        while True:
-            async with self.database.write() as session:
-                removed = await idempotency.reap_expired(session, utcnow())
-            total += removed
-            if removed < idempotency.REAP_BATCH:
-                return total
+        """Delete the idempotency keys past their retention; returns how many went."""
+        return await self._in_batches(
+            lambda session: idempotency.reap_expired(session, utcnow()), idempotency.REAP_BATCH
+        )
 
     async def prune_events(self) -> int:
-        """Delete the events older than their retention, a batch per transaction; returns
-        how many went."""
+        """Delete the events older than their retention; returns how many went."""
         before = utcnow() - timedelta(seconds=self.config.event_retention_seconds)
+        return await self._in_batches(
+            lambda session: events.prune(session, before), events.PRUNE_BATCH
+        )
+
+    async def prune_audit_log(self) -> int:
+        """Delete the audit events older than their retention; returns how many went."""
+        before = utcnow() - timedelta(seconds=self.config.audit_retention_seconds)
+        return await self._in_batches(
+            lambda session: audit.prune(session, before), audit.PRUNE_BATCH
+        )
+
+    async def _in_batches(
+        self, delete_batch: Callable[[AsyncSession], Awaitable[int]], batch: int
+    ) -> int:
+        """Run `delete_batch` in a transaction of its own until it deletes less than a
+        batch (so the write lock is never held for long); returns how many went."""
         total = 0
         while True:
             async with self.database.write() as session:
-                removed = await events.prune(session, before)
+                removed = await delete_batch(session)
             total += removed
-            if removed < events.PRUNE_BATCH:
+            if removed < batch:
                 return total
 
     async def billing_step(self) -> None:

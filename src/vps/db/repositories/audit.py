@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from datetime import datetime
+
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import AuditEvent
-from vps.db.rows import insert_row
+from vps.db.rows import execute, insert_row, oldest_ids_before
 
 
 async def record(session: AsyncSession, event: AuditEvent) -> None:
@@ -28,3 +30,11 @@ async def page(
         .limit(limit)
     )
     return int(total or 0), list(result.scalars())
+
+
+async def prune(session: AsyncSession, before: datetime, limit: int) -> int:
+    """Delete up to `limit` of the oldest events written before `before`; returns how many."""
+    doomed = await oldest_ids_before(session, AuditEvent.id, AuditEvent.created_at, before, limit)
+    if doomed:
+        await execute(session, delete(AuditEvent).where(AuditEvent.id <= doomed[-1]))
+    return len(doomed)

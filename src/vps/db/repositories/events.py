@@ -12,7 +12,6 @@ write lock serialises transactions anyway.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,7 +21,7 @@ from sqlalchemy import bindparam, delete, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import EventLog, ServerEvent
-from vps.db.rows import execute
+from vps.db.rows import execute, oldest_ids_before
 
 # The PostgreSQL notification channel on which committed events are announced to every
 # API process (so a stream served by one sees a change made by a worker elsewhere).
@@ -139,14 +138,7 @@ async def prune(session: AsyncSession, before: datetime, limit: int) -> int:
 
     Ids grow with time, so the deleted ones are a prefix: `pruned_through` records its end.
     """
-    doomed: Sequence[int] = (
-        await session.scalars(
-            select(ServerEvent.id)
-            .where(ServerEvent.created_at < before)
-            .order_by(ServerEvent.id)
-            .limit(limit)
-        )
-    ).all()
+    doomed = await oldest_ids_before(session, ServerEvent.id, ServerEvent.created_at, before, limit)
     if not doomed:
         return 0
     await execute(session, delete(ServerEvent).where(ServerEvent.id <= doomed[-1]))
