@@ -18,7 +18,7 @@ from vps.api.schemas import (
 from vps.db.models import Action, CreditTransaction, Plan, SshKey
 from vps.db.views import ServerView
 from vps.domain.money import format_cents
-from vps.domain.states import ActionStatus, ServerStatus
+from vps.domain.states import ServerStatus, action_progress
 from vps.services.accounts import AccountSummary
 
 _NO_USAGE: Final = {"cpu_percent": 0.0, "memory_used": 0, "disk_used": 0, "bandwidth_used": 0}
@@ -89,7 +89,7 @@ def action_out(action: Action) -> ActionOut:
         error=ActionError(code=action.error_code, message=action.error_message or "")
         if action.error_code
         else None,
-        progress=0 if action.status == ActionStatus.RUNNING.value else 100,
+        progress=action_progress(action.status),
     )
 
 

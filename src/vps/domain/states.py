@@ -43,6 +43,11 @@ class ActionStatus(StrEnum):
     FAILED = "failed"
 
 
+def action_progress(status: str) -> int:
+    """Percent done: no estimate while running, 100 once finished (either way)."""
+    return 0 if status == ActionStatus.RUNNING.value else 100
+
+
 # Statuses an owner can see; DELETING and DELETED answer 404.
 VISIBLE_STATUSES: frozenset[ServerStatus] = frozenset(ServerStatus) - {
     ServerStatus.DELETING,

@@ -13,8 +13,6 @@ from typing import Literal
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.simulator import SimulatorDriver, SimulatorTimings
 
-DRIVER_NAMES = ("simulator", "libvirt")
-
 
 class DriverUnavailable(Exception):
     """The configured driver cannot be loaded on this machine (a missing package)."""

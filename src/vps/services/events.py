@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.repositories import events as stored
 from vps.db.repositories.events import PendingEvent
-from vps.domain.states import ActionStatus
+from vps.domain.states import action_progress
 
 # Events deleted per transaction by the worker's retention sweep.
 PRUNE_BATCH = 1000
@@ -64,7 +64,7 @@ def action_document(action: ActionFacts) -> dict[str, Any]:
         "error": {"code": action.error_code, "message": action.error_message or ""}
         if action.error_code
         else None,
-        "progress": 0 if action.status == ActionStatus.RUNNING.value else 100,
+        "progress": action_progress(action.status),
     }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Header
 from starlette.responses import StreamingResponse
 
@@ -67,8 +68,8 @@ async def _sse(
         if item is None:
             yield b": heartbeat\n\n"
         elif isinstance(item, Reset):
-            reason = item.reason.replace('"', "'")
-            yield f'event: reset\ndata: {{"type":"reset","reason":"{reason}"}}\n\n'.encode()
+            data = orjson.dumps({"type": "reset", "reason": item.reason})
+            yield b"event: reset\ndata: " + data + b"\n\n"
         else:
             yield f"id: {item.id}\nevent: {item.type}\ndata: {item.data}\n\n".encode()
 
