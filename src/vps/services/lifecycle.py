@@ -266,6 +266,10 @@ async def retry_later(
     return True
 
 
+async def usage_without_lock_waits(session: AsyncSession) -> None:
+    await UsageRepository(session).give_up_on_locks()
+
+
 async def record_usage(
     session: AsyncSession, server_id: int, usage: ResourceUsage, now: datetime
 ) -> None:

@@ -295,8 +295,11 @@ class Worker:
                 samples.append((spec.server_id, await self.driver.usage(spec, running=running)))
             except DriverError:
                 continue
+        # In id order, and never waiting long for a row another sweep holds: two workers'
+        # sweeps cannot deadlock, nor hold each other up.
         async with self.database.write() as session:
-            for server_id, usage in samples:
+            await lifecycle.usage_without_lock_waits(session)
+            for server_id, usage in sorted(samples, key=lambda sample: sample[0]):
                 await lifecycle.record_usage(session, server_id, usage, now)
 
     async def sweep_orphans(self) -> list[int]:

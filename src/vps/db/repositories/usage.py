@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam
+from sqlalchemy import bindparam, text
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -13,6 +13,7 @@ from vps.db.rows import execute
 
 _COLUMNS = ("cpu_percent", "memory_used_mb", "disk_used_gb", "bandwidth_used_gb", "sampled_at")
 # The upsert of every job and every sample, built once per dialect.
+_SHORT_LOCK_WAIT = text("SET LOCAL lock_timeout = '2s'")
 _UPSERTS: dict[str, Any] = {}
 
 
@@ -29,6 +30,13 @@ def _upsert(dialect: str) -> Any:
 class UsageRepository:
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
+
+    async def give_up_on_locks(self) -> None:
+        """Make this transaction's statements fail after a short wait for a row lock
+        (PostgreSQL) instead of queueing: a usage sample is worth less than waiting, and
+        another sweep writing the same rows must not hold this one up."""
+        if self.session.get_bind().dialect.name == "postgresql":
+            await execute(self.session, _SHORT_LOCK_WAIT)
 
     async def upsert(
         self,
