@@ -25,6 +25,7 @@ from vps.config import Settings
 from vps.db import migrate
 from vps.db.engine import Database
 from vps.drivers.simulator import SimulatorDriver, SimulatorTimings
+from vps.runtime import host_driver_factory
 from vps.services.lifecycle import RetryPolicy
 from vps.worker.engine import Worker, WorkerConfig
 
@@ -95,7 +96,9 @@ def driver() -> SimulatorDriver:
 
 
 @pytest.fixture(scope="session")
-async def worker(database: Database, driver: SimulatorDriver) -> AsyncIterator[Worker]:
+async def worker(
+    settings: Settings, database: Database, driver: SimulatorDriver
+) -> AsyncIterator[Worker]:
     config = WorkerConfig(
         concurrency=64,
         poll_seconds=0.05,
@@ -103,7 +106,8 @@ async def worker(database: Database, driver: SimulatorDriver) -> AsyncIterator[W
         usage_sample_seconds=0.5,
         retry=RetryPolicy(max_attempts=3, base_seconds=0.05, max_seconds=0.2),
     )
-    engine = Worker(database, driver, config)
+    # Registered hosts (tests/integration/test_hosts.py) get simulators of their own.
+    engine = Worker(database, driver, config, host_drivers=host_driver_factory(settings))
     task = asyncio.create_task(engine.run())
     yield engine
     engine.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 from fastapi import FastAPI
 
@@ -15,8 +16,10 @@ from vps.domain.billing import BillingTerms
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.registry import build_libvirt, build_simulator, require_libvirt
 from vps.services.emulator import EmulatorControls
+from vps.services.hosts import HostTarget
 from vps.services.lifecycle import RetryPolicy
 from vps.worker.engine import BILLING_SWEEP_SECONDS, Worker, WorkerConfig
+from vps.worker.hypervisors import DriverFactory
 
 
 def build_database(settings: Settings) -> Database:
@@ -31,23 +34,49 @@ def check_driver(settings: Settings) -> None:
 
 
 def build_configured_driver(settings: Settings) -> HypervisorDriver:
+    """The default driver: the one of locations without registered hosts."""
     if settings.driver == "libvirt":
-        return build_libvirt(
-            uri=settings.libvirt_uri,
-            domain_type=settings.libvirt_domain_type,
-            storage_pool=settings.libvirt_storage_pool,
-            images=parse_images(settings.libvirt_images),
-            bridge=settings.libvirt_bridge,
-            shutdown_timeout_seconds=settings.libvirt_shutdown_timeout_seconds,
-            reboot_timeout_seconds=settings.libvirt_reboot_timeout_seconds,
-        )
+        return _libvirt(settings, settings.libvirt_uri)
+    return _simulator(settings, settings.sim_state_file)
+
+
+def _libvirt(settings: Settings, uri: str) -> HypervisorDriver:
+    return build_libvirt(
+        uri=uri,
+        domain_type=settings.libvirt_domain_type,
+        storage_pool=settings.libvirt_storage_pool,
+        images=parse_images(settings.libvirt_images),
+        bridge=settings.libvirt_bridge,
+        shutdown_timeout_seconds=settings.libvirt_shutdown_timeout_seconds,
+        reboot_timeout_seconds=settings.libvirt_reboot_timeout_seconds,
+    )
+
+
+def _simulator(settings: Settings, state_file: Path | None) -> HypervisorDriver:
     return build_simulator(
         provision_seconds=settings.sim_provision_seconds,
         action_seconds=settings.sim_action_seconds,
         delete_seconds=settings.sim_delete_seconds,
         failure_rate=settings.sim_failure_rate,
-        state_file=settings.sim_state_file,
+        state_file=state_file,
     )
+
+
+def host_driver_factory(settings: Settings) -> DriverFactory:
+    """How a worker reaches a registered host: its URI with the libvirt settings, or a
+    simulator of its own (its own state file when the simulator's state is shared)."""
+
+    def build(host: HostTarget) -> HypervisorDriver:
+        if host.driver == "libvirt":
+            assert host.uri is not None  # registration requires it
+            return _libvirt(settings, host.uri)
+        state_file = settings.sim_state_file
+        if state_file is not None:
+            name = f"{state_file.stem}-host-{host.id}{state_file.suffix}"
+            state_file = state_file.with_name(name)
+        return _simulator(settings, state_file)
+
+    return build
 
 
 def billing_terms(settings: Settings) -> BillingTerms:
@@ -77,7 +106,12 @@ def worker_config(settings: Settings) -> WorkerConfig:
 
 
 def build_worker(settings: Settings, database: Database) -> Worker:
-    return Worker(database, build_configured_driver(settings), worker_config(settings))
+    return Worker(
+        database,
+        build_configured_driver(settings),
+        worker_config(settings),
+        host_drivers=host_driver_factory(settings),
+    )
 
 
 def build_app(settings: Settings) -> FastAPI:
@@ -94,7 +128,7 @@ def build_app(settings: Settings) -> FastAPI:
                 worker.stop()
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
-                await worker.driver.close()
+                await worker.hypervisors.close()
             await database.dispose()
 
     controls = None

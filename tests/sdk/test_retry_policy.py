@@ -16,6 +16,7 @@ from vps.client import (
     Client,
     ConnectionFailed,
     InsufficientCredits,
+    LocationFull,
     RateLimited,
     RetryPolicy,
     ServerError,
@@ -140,6 +141,16 @@ def test_too_many_streams_is_not_retried() -> None:
     with pytest.raises(RateLimited) as caught:
         recorder.client().locations.list()
     assert caught.value.code == "too_many_streams"
+    assert len(recorder.requests) == 1
+    assert recorder.sleeps == []
+
+
+def test_a_full_location_is_not_retried() -> None:
+    """Capacity comes back when servers go or hosts are added, not within a retry's wait."""
+    recorder = Recorder([_error(503, "location_full")])
+    with pytest.raises(LocationFull) as caught:
+        recorder.client().locations.list()
+    assert isinstance(caught.value, ServerError) and caught.value.status == 503
     assert len(recorder.requests) == 1
     assert recorder.sleeps == []
 

@@ -45,6 +45,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "too_many_streams": 429,
     "internal_error": 500,
     "service_unavailable": 503,
+    "location_full": 503,
 }
 
 _AUTH_CHALLENGE = {"WWW-Authenticate": 'Bearer realm="vps"'}

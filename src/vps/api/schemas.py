@@ -204,7 +204,7 @@ class ErrorDetail(BaseModel):
         examples=["invalid_parameters"],
         description="Stable, machine-readable: invalid_parameters, malformed_json, "
         "unauthenticated, forbidden, insufficient_credits, not_found, invalid_state, "
-        "conflict, method_not_allowed, service_unavailable, internal_error",
+        "conflict, method_not_allowed, service_unavailable, location_full, internal_error",
     )
     message: str
     request_id: str

@@ -17,6 +17,7 @@ import typer
 
 from vps.cli.admin import accounts_app, catalog_app, credits_app, tokens_app
 from vps.cli.common import fail, run_with_database, settings
+from vps.cli.hosts import hosts_app
 from vps.cli.user import USER_COMMANDS, servers_app, ssh_keys_app
 
 if TYPE_CHECKING:
@@ -32,6 +33,7 @@ app.add_typer(accounts_app, name="accounts")
 app.add_typer(credits_app, name="credits")
 app.add_typer(tokens_app, name="tokens")
 app.add_typer(catalog_app, name="catalog")
+app.add_typer(hosts_app, name="hosts")
 app.add_typer(servers_app, name="servers")
 app.add_typer(ssh_keys_app, name="ssh-keys")
 for _name, _command in USER_COMMANDS:
@@ -201,7 +203,7 @@ def worker() -> None:
         try:
             await engine.run()
         finally:
-            await engine.driver.close()
+            await engine.hypervisors.close()
 
     run_with_database(main)
 

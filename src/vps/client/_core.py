@@ -171,9 +171,10 @@ class RetryPolicy:
         return RetryDecision(retry=True, delay=delay, retry_after=told)
 
 
-# Refusals that waiting does not cure: too many event streams are open, and only closing
-# one of the caller's own frees a place (`wait_until` then long-polls instead).
-NEVER_RETRIED_CODES = frozenset({"too_many_streams"})
+# Refusals that waiting a few seconds does not cure: too many event streams are open, and
+# only closing one of the caller's own frees a place (`wait_until` then long-polls instead);
+# a location is full until servers are deleted or the operator adds a host.
+NEVER_RETRIED_CODES = frozenset({"too_many_streams", "location_full"})
 
 
 def _error_code(response: httpx.Response) -> str | None:

@@ -157,6 +157,11 @@ class ServerError(ApiError):
     """5xx: the service failed; `request_id` identifies the failure to its operators."""
 
 
+class LocationFull(ServerError):
+    """503 `location_full`: no hypervisor host of the location has room for the plan.
+    Nothing was charged; try another location or a smaller plan (not retried by itself)."""
+
+
 class WaitTimeout(VpsError):
     """The deadline passed before the server or action got where it was awaited.
 
@@ -224,6 +229,8 @@ def error_from_response(response: httpx.Response, *, retry_after: float | None =
     request_id = error.get("request_id") or response.headers.get("x-request-id")
     if status == 400 and code == "invalid_state":
         cls: type[ApiError] = InvalidState
+    elif code == "location_full":
+        cls = LocationFull
     elif status >= 500:
         cls = ServerError
     else:

@@ -116,6 +116,43 @@ class IpPool(Base):
     last_host: Mapped[int] = mapped_column(BigInteger)
 
 
+class Host(Base):
+    """A hypervisor host of a location that servers are placed on.
+
+    `used_*` are the resources of the servers placed on it, kept by placement (a conditional
+    increment that cannot pass a `*_limit`) and by deletion; the limits are the capacity
+    times the overcommit ratios, computed when the host is registered or changed.
+    """
+
+    __tablename__ = "hosts"
+    __table_args__ = (
+        CheckConstraint("status IN ('active', 'draining')", name="status"),
+        CheckConstraint(
+            "used_vcpus >= 0 AND used_memory_mb >= 0 AND used_disk_gb >= 0", name="used"
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(63), unique=True)
+    location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"), index=True)
+    driver: Mapped[str] = mapped_column(String(20))
+    uri: Mapped[str | None] = mapped_column(String(500), nullable=True)
+    status: Mapped[str] = mapped_column(String(20))
+    vcpus: Mapped[int] = mapped_column(Integer)
+    memory_mb: Mapped[int] = mapped_column(Integer)
+    disk_gb: Mapped[int] = mapped_column(Integer)
+    cpu_overcommit: Mapped[float] = mapped_column(Float)
+    memory_overcommit: Mapped[float] = mapped_column(Float)
+    disk_overcommit: Mapped[float] = mapped_column(Float)
+    vcpu_limit: Mapped[int] = mapped_column(Integer)
+    memory_limit_mb: Mapped[int] = mapped_column(Integer)
+    disk_limit_gb: Mapped[int] = mapped_column(Integer)
+    used_vcpus: Mapped[int] = mapped_column(Integer, default=0)
+    used_memory_mb: Mapped[int] = mapped_column(Integer, default=0)
+    used_disk_gb: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+
+
 class IpAllocation(Base):
     """An address held by a server. The primary key makes a double allocation impossible."""
 
@@ -162,6 +199,9 @@ class Server(Base):
     plan_id: Mapped[int] = mapped_column(ForeignKey("plans.id"))
     os_id: Mapped[int] = mapped_column(ForeignKey("operating_systems.id"))
     location_id: Mapped[int] = mapped_column(ForeignKey("locations.id"))
+    # The hypervisor host it was placed on; None: the worker's default driver (a location
+    # with no registered host).
+    host_id: Mapped[int | None] = mapped_column(ForeignKey("hosts.id"), nullable=True, index=True)
     ssh_key_id: Mapped[int | None] = mapped_column(
         ForeignKey("ssh_keys.id", ondelete="SET NULL"), nullable=True
     )

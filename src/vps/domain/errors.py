@@ -105,6 +105,12 @@ class TooManyStreams(DomainError):
     code = "too_many_streams"
 
 
+class LocationFull(DomainError):
+    """No hypervisor host of the location has room for the plan (or all are draining)."""
+
+    code = "location_full"
+
+
 class PreconditionFailed(DomainError):
     """`If-Match` names a version of the resource that is no longer current."""
 

@@ -21,6 +21,7 @@ from vps.db.repositories.addresses import AddressRepository, PoolExhausted
 from vps.db.repositories.catalog import CatalogRepository, Pool
 from vps.db.repositories.servers import ActionRepository, ServerRepository, job_row
 from vps.db.repositories.usage import UsageRepository
+from vps.domain.hosts import Demand
 from vps.domain.states import (
     RUNNING_STATUSES,
     TRANSITIONAL_STATUSES,
@@ -29,7 +30,7 @@ from vps.domain.states import (
     ServerStatus,
 )
 from vps.drivers.base import MachineSpec, ResourceUsage
-from vps.services import billing, events
+from vps.services import billing, events, hosts
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,8 @@ class Job:
     spec: MachineSpec
     created_at: datetime
     location_id: int
+    # The hypervisor host it is placed on; None: the worker's default driver.
+    host_id: int | None
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,23 @@ async def load_job(reader: RawReader, server_id: int, owner: str) -> Job | None:
     row = await job_row(reader, server_id)
     if row is None:
         return None
-    account_id, status_value, attempts, created_at, lease_owner, location_id = tuple(row)[:6]
+    account_id, status_value, attempts, created_at, lease_owner, location_id, host_id = tuple(row)[
+        :7
+    ]
     if lease_owner != owner:
         return None
     status = ServerStatus(status_value)
     if status not in TRANSITIONAL_STATUSES:
         return None
     return Job(
-        server_id, account_id, status, attempts, machine_spec(row[6:]), created_at, location_id
+        server_id,
+        account_id,
+        status,
+        attempts,
+        machine_spec(row[7:]),
+        created_at,
+        location_id,
+        host_id,
     )
 
 
@@ -166,6 +178,12 @@ async def complete(
         return False
     if target is ServerStatus.DELETED:
         await AddressRepository(session).release_all(job.server_id)
+        if job.host_id is not None:
+            # Once: the fenced write above succeeds for one worker only.
+            spec = job.spec
+            await hosts.release(
+                session, job.host_id, Demand(spec.vcpus, spec.memory_mb, spec.disk_gb)
+            )
     elif usage is not None:
         await record_usage(session, job.server_id, usage, now)
     finished = await ActionRepository(session).finish_running(
@@ -283,14 +301,33 @@ async def record_usage(
     )
 
 
+@dataclass(frozen=True)
+class UsageDue:
+    spec: MachineSpec
+    running: bool
+    host_id: int | None
+
+
 async def servers_needing_usage(
     session: AsyncSession, now: datetime, every: timedelta, limit: int
-) -> list[tuple[MachineSpec, bool]]:
-    """Specs of servers whose usage sample is older than `every`, and whether each runs."""
-    rows = await ServerRepository(session).needing_usage(now - every, limit)
-    return [(machine_spec(row[1:]), ServerStatus(row[0]) in RUNNING_STATUSES) for row in rows]
+) -> list[UsageDue]:
+    """Servers whose usage sample is older than `every`: spec, whether it runs, its host."""
+    rows: Sequence[Sequence[Any]] = await ServerRepository(session).needing_usage(
+        now - every, limit
+    )
+    return [
+        UsageDue(machine_spec(row[2:]), ServerStatus(row[0]) in RUNNING_STATUSES, row[1])
+        for row in rows
+    ]
 
 
-async def orphan_machines(session: AsyncSession, machine_ids: list[int]) -> list[int]:
-    """Of these machines, the ones whose server is gone, failed, or unknown."""
-    return await ServerRepository(session).without_live_server(machine_ids)
+async def orphan_machines(
+    session: AsyncSession, host_id: int | None, machine_ids: list[int]
+) -> list[int]:
+    """Of these machines of a host (None: the default driver), the ones whose server is
+    gone, failed, unknown, or placed elsewhere."""
+    return await ServerRepository(session).without_live_server(machine_ids, host_id)
+
+
+async def host_of(session: AsyncSession, server_id: int) -> int | None:
+    return await ServerRepository(session).host_of(server_id)

@@ -18,6 +18,7 @@ from vps.db.views import ServerView
 from vps.domain.billing import PAYMENT_REQUIRED, BillingTerms, prorated_refund, unused_hours
 from vps.domain.errors import InvalidState, NotFound, PreconditionFailed, Problems
 from vps.domain.etags import Precondition, etag
+from vps.domain.hosts import Demand
 from vps.domain.states import (
     VISIBLE_STATUSES,
     ActionKind,
@@ -27,7 +28,7 @@ from vps.domain.states import (
     plan_power_action,
 )
 from vps.domain.validation import hostname_problem, name_problem
-from vps.services import auth, billing, events
+from vps.services import auth, billing, events, hosts
 from vps.services.principal import Principal
 
 PROVISIONING_MESSAGE = "Server is being provisioned. This may take 2-5 minutes."
@@ -135,6 +136,13 @@ async def create_server(
     problems.raise_if_any()
     assert offer is not None
 
+    host_id = await hosts.place(
+        session,
+        offer.location_id,
+        offer.location_code,
+        offer.plan_name,
+        Demand(offer.vcpus, offer.memory_mb, offer.storage_gb),
+    )
     server = await ServerRepository(session).add(
         Server(
             account_id=principal.account_id,
@@ -144,6 +152,7 @@ async def create_server(
             plan_id=offer.plan_id,
             os_id=offer.os_id,
             location_id=offer.location_id,
+            host_id=host_id,
             ssh_key_id=draft.ssh_key_id,
             ssh_public_key=public_key,
             backups_enabled=draft.backups_enabled,

@@ -28,7 +28,9 @@ from vps.domain.billing import BillingTerms
 from vps.domain.states import ServerStatus
 from vps.drivers.base import DriverError, HypervisorDriver, PermanentDriverError, ResourceUsage
 from vps.services import audit, events, idempotency, lifecycle, renewals
+from vps.services.hosts import HostTarget
 from vps.services.lifecycle import AddressesUnavailable, Job, LeaseLost, RetryPolicy
+from vps.worker.hypervisors import DriverFactory, HostUnreachable, Hypervisors
 from vps.worker.notify import listen_for_work
 
 log = logging.getLogger("vps.worker")
@@ -67,6 +69,10 @@ class WorkerConfig:
     )
 
 
+def _no_hosts(target: HostTarget) -> HypervisorDriver:
+    raise HostUnreachable(f"this worker was not given drivers for hosts ({target.name})")
+
+
 def new_worker_id() -> str:
     return f"{socket.gethostname()[:30]}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
 
@@ -78,10 +84,14 @@ class Worker:
         driver: HypervisorDriver,
         config: WorkerConfig,
         *,
+        host_drivers: DriverFactory | None = None,
         clock: Callable[[], datetime] = utcnow,
     ) -> None:
+        """`driver` serves the servers of locations without registered hosts;
+        `host_drivers` builds the driver of a registered host (None: hosts cannot be
+        reached from this worker, and their jobs wait for one that can)."""
         self.database = database
-        self.driver = driver
+        self.hypervisors = Hypervisors(driver, host_drivers or _no_hosts, database)
         self.config = config
         self.clock = clock
         self.worker_id = new_worker_id()
@@ -91,6 +101,11 @@ class Worker:
         self._last_usage_sweep = 0.0
         self._last_billing_sweep = 0.0
         self._last_orphan_sweep = 0.0
+
+    @property
+    def driver(self) -> HypervisorDriver:
+        """The default driver."""
+        return self.hypervisors.default
 
     @property
     def lease(self) -> timedelta:
@@ -252,12 +267,13 @@ class Worker:
             # destroy it before the server is marked failed and its addresses released.
             # Should this fail too, the orphan sweep destroys it later.
             with contextlib.suppress(DriverError):
-                await self.driver.delete(job.server_id)
+                driver = await self.hypervisors.for_host(job.host_id)
+                await driver.delete(job.server_id)
         async with self.database.write() as session:
             await lifecycle.fail(session, job, self.worker_id, self.clock(), code, message)
 
     async def _call_driver(self, job: Job) -> ResourceUsage | None:
-        driver, server_id = self.driver, job.server_id
+        driver, server_id = await self.hypervisors.for_host(job.host_id), job.server_id
         if job.status is ServerStatus.PROVISIONING:
             deadline = job.created_at + timedelta(seconds=self.config.build_timeout_seconds)
             remaining = (deadline - self.clock()).total_seconds()
@@ -290,11 +306,13 @@ class Worker:
         if not due:
             return
         samples = []
-        for spec, running in due:
+        for server in due:
             try:
-                samples.append((spec.server_id, await self.driver.usage(spec, running=running)))
+                driver = await self.hypervisors.for_host(server.host_id)
+                usage = await driver.usage(server.spec, running=server.running)
             except DriverError:
                 continue
+            samples.append((server.spec.server_id, usage))
         # In id order, and never waiting long for a row another sweep holds: two workers'
         # sweeps cannot deadlock, nor hold each other up.
         async with self.database.write() as session:
@@ -310,18 +328,25 @@ class Worker:
         This level-based sweep (as Nova's cleanup of running deleted instances) removes such
         machines, and those of builds whose cleanup failed.
         """
-        try:
-            machines = await self.driver.list_machines()
-        except DriverError as error:
-            log.warning("could not list machines: %s", error)
-            return []
-        async with self.database.read() as session:
-            orphans = await lifecycle.orphan_machines(session, machines)
-        for server_id in orphans:
-            log.warning("destroying orphan machine of server %s", server_id)
-            with contextlib.suppress(DriverError):
-                await self.driver.delete(server_id)
-        return orphans
+        destroyed: list[int] = []
+        for host_id, driver in await self.hypervisors.everywhere():
+            try:
+                machines = await driver.list_machines()
+            except DriverError as error:
+                log.warning("could not list machines (host %s): %s", host_id or "default", error)
+                continue
+            async with self.database.read() as session:
+                orphans = await lifecycle.orphan_machines(session, host_id, machines)
+            for server_id in orphans:
+                log.warning(
+                    "destroying orphan machine of server %s (host %s)",
+                    server_id,
+                    host_id or "default",
+                )
+                with contextlib.suppress(DriverError):
+                    await driver.delete(server_id)
+            destroyed += orphans
+        return destroyed
 
     async def reap_idempotency_keys(self) -> int:
         """Delete the idempotency keys past their retention; returns how many went."""
@@ -410,7 +435,9 @@ class Worker:
         heartbeat = asyncio.create_task(self._heartbeat(server_id))
         try:
             try:
-                await self.driver.stop(server_id)
+                async with self.database.read() as session:
+                    host_id = await lifecycle.host_of(session, server_id)
+                await (await self.hypervisors.for_host(host_id)).stop(server_id)
             except PermanentDriverError as error:
                 # The machine cannot be stopped as asked (it is gone): nothing is left running.
                 log.warning("power-off of suspended server %s: %s", server_id, error)

@@ -27,6 +27,9 @@ _DESCRIPTIONS = {
     422: "The `Idempotency-Key` was already used for a different request",
     429: "Too many requests, or (`too_many_streams`) too many event streams open for the "
     "account; `Retry-After` says when to try again",
+    503: "Unavailable: `location_full` when no hypervisor host of the location has room for "
+    "the plan (nothing is charged; try another location or a smaller plan), "
+    "`service_unavailable` when the database cannot be reached",
 }
 
 

@@ -118,7 +118,9 @@ def _documented(status: int, headers: dict[str, Any], *codes: int) -> dict[int |
     "/",
     status_code=201,
     response_model=ServerCreated,
-    responses=_documented(201, {**_ETAG_HEADER, **_REPLAY_HEADER}, 400, 401, 402, 403, 409, 422),
+    responses=_documented(
+        201, {**_ETAG_HEADER, **_REPLAY_HEADER}, 400, 401, 402, 403, 409, 422, 503
+    ),
 )
 async def create_server(body: CreateServerIn, ctx: PostContext, state: StateDep) -> Response:
     """Create a server; its first month is charged now, and it is built asynchronously."""

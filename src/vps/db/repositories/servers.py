@@ -43,6 +43,7 @@ JOB_COLUMNS = (
     Server.created_at,
     Server.lease_owner,
     Server.location_id,
+    Server.host_id,
 )
 _WITH_SPEC = Server.__table__.join(Plan, Plan.id == Server.plan_id).join(
     OperatingSystem, OperatingSystem.id == Server.os_id
@@ -231,9 +232,9 @@ class ServerRepository:
 
     async def needing_usage(self, before: datetime, limit: int) -> list[Row[Any]]:
         """Servers whose machine runs or stopped, with no usage sample since `before`: their
-        status, then the `SPEC_COLUMNS`."""
+        status and host, then the `SPEC_COLUMNS`."""
         query = (
-            select(Server.status, *SPEC_COLUMNS)
+            select(Server.status, Server.host_id, *SPEC_COLUMNS)
             .select_from(_WITH_SPEC.outerjoin(ServerUsage, ServerUsage.server_id == Server.id))
             .where(
                 Server.status.in_(
@@ -259,8 +260,11 @@ class ServerRepository:
         )
         return result.first() is not None
 
-    async def without_live_server(self, server_ids: Sequence[int]) -> list[int]:
-        """The ids among `server_ids` with no server, or a server deleted or in error."""
+    async def without_live_server(
+        self, server_ids: Sequence[int], host_id: int | None
+    ) -> list[int]:
+        """The ids among `server_ids` with no server, a server deleted or in error, or one
+        placed on another host than `host_id` (None: the default driver)."""
         candidates = [sid for sid in server_ids if storable_id(sid)]
         if not candidates:
             return list(server_ids)
@@ -268,10 +272,15 @@ class ServerRepository:
             select(Server.id).where(
                 Server.id.in_(candidates),
                 Server.status.not_in([ServerStatus.DELETED.value, ServerStatus.ERROR.value]),
+                Server.host_id.is_(None) if host_id is None else Server.host_id == host_id,
             )
         )
         live = set(result.scalars())
         return [sid for sid in server_ids if sid not in live]
+
+    async def host_of(self, server_id: int) -> int | None:
+        result = await self.session.execute(select(Server.host_id).where(Server.id == server_id))
+        return result.scalar_one_or_none()
 
     async def location(self, location_id: int) -> Location:
         location = await self.session.get(Location, location_id)
