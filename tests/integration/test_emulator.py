@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
+from vps.client import Client, LocationFull
 from vps.testing import Emulator, EmulatorAccount, EmulatorError
 
 BODY = {"name": "emulated", "plan_id": 1, "os_id": 5, "location": "us-west"}
@@ -113,6 +114,7 @@ def test_an_account_without_credits_gets_402(
         ("POST", "/accounts/", {"credits": "lots"}, "credits"),
         ("POST", "/accounts/", {"name": "Bad Name!"}, "name"),
         ("PUT", "/accounts/nobody-at-all/balance/", {"balance": "-5"}, "balance"),
+        ("PUT", "/locations/us-west/full/", {"full": "yes"}, "full"),
     ],
 )
 def test_control_input_is_checked(
@@ -123,6 +125,26 @@ def test_control_input_is_checked(
     assert [f["field"] for f in response.json()["error"]["fields"]] == [field]
 
 
+def test_a_full_location_refuses_creates_uncharged_until_reset(
+    vps_emulator: Emulator, vps_account: EmulatorAccount
+) -> None:
+    vps_emulator.set_location_full("us-west")
+    with _client(vps_account) as http:
+        refused = http.post("/api/v1/servers/", json=BODY)
+        assert refused.status_code == 503, refused.text
+        assert refused.json()["error"]["code"] == "location_full"
+        assert http.get("/api/v1/account/").json()["balance"] == "100.00"
+        elsewhere = http.post("/api/v1/servers/", json={**BODY, "location": "us-east"})
+        assert elsewhere.status_code == 201
+        with Client(vps_account.url, token=vps_account.token) as sdk, pytest.raises(LocationFull):
+            sdk.servers.create(name="sdk-full", plan_id=1, os_id=5, location="us-west")
+        vps_emulator.set_location_full("us-west", full=False)
+        assert http.post("/api/v1/servers/", json=BODY).status_code == 201
+        vps_emulator.set_location_full("us-west")
+        vps_emulator.reset()
+        assert http.post("/api/v1/servers/", json=BODY).status_code == 201
+
+
 def test_unknown_account_balance_is_404(vps_emulator: Emulator) -> None:
     response = httpx.put(
         f"{vps_emulator.url}/_emulator/accounts/nobody-at-all/balance/", json={"balance": "1"}
@@ -130,6 +152,8 @@ def test_unknown_account_balance_is_404(vps_emulator: Emulator) -> None:
     assert response.status_code == 404
     with pytest.raises(EmulatorError):
         vps_emulator.set_credits("nobody-at-all", "1.00")
+    with pytest.raises(EmulatorError, match="No location"):
+        vps_emulator.set_location_full("nowhere-at-all")
 
 
 async def test_the_controls_are_off_unless_asked_for(client: httpx.AsyncClient) -> None:

@@ -15,13 +15,19 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.repositories.accounts import AccountRepository
+from vps.db.repositories.catalog import CatalogRepository
+from vps.db.repositories.hosts import HostRepository
 from vps.domain.billing import BillingTerms
 from vps.domain.errors import InvalidParameters, NotFound
+from vps.domain.hosts import Capacity, HostStatus
 from vps.drivers.base import HypervisorDriver
 from vps.drivers.simulator import FAULTABLE_OPERATIONS, InjectedFault, SimulatorDriver
-from vps.services import accounts, billing
+from vps.services import accounts, billing, hosts
 
 EMULATOR_ADJUSTMENT = "Balance set through the emulator controls"
+# A location is made full by giving it one host that takes nothing (drained): creates there
+# are then refused with `503 location_full`, as when a real location runs out of room.
+_FULL_HOST_PREFIX = "emulator-full-"
 
 
 @dataclass(frozen=True)
@@ -130,3 +136,32 @@ async def set_balance(
             description=EMULATOR_ADJUSTMENT,
         )
     return cents
+
+
+async def set_location_full(session: AsyncSession, code: str, full: bool, now: datetime) -> None:
+    """Make creates in a location answer `503 location_full` (or stop doing so)."""
+    location = await CatalogRepository(session).location_by_code(code)
+    if location is None:
+        raise NotFound(f"No location {code!r}.")
+    name = f"{_FULL_HOST_PREFIX}{location.id}"
+    repository = HostRepository(session)
+    existing = await repository.by_name(name)
+    if full and existing is None:
+        host = await hosts.add_host(
+            session,
+            name=name,
+            location=code,
+            driver="simulator",
+            uri=None,
+            capacity=Capacity(vcpus=1, memory_mb=1, disk_gb=1),
+            now=now,
+        )
+        await repository.set_status(host.id, HostStatus.DRAINING)
+    elif not full and existing is not None:
+        await hosts.remove_host(session, name)
+
+
+async def clear_full_locations(session: AsyncSession) -> None:
+    for summary in await hosts.list_hosts(session):
+        if summary.host.name.startswith(_FULL_HOST_PREFIX):
+            await hosts.remove_host(session, summary.host.name)

@@ -225,10 +225,16 @@ class Emulator:
             {"operation": operation, "count": count, "retriable": retriable, "message": message},
         )
 
+    def set_location_full(self, location: str, full: bool = True) -> None:
+        """Creates in `location` answer `503 location_full` (the SDK raises `LocationFull`),
+        as when no hypervisor host there has room; `full=False` undoes it."""
+        self._call("PUT", f"/locations/{location}/full/", {"full": full})
+
     def reset(self) -> None:
-        """The timings the emulator started with, and no pending fault."""
+        """The timings the emulator started with, no pending fault, no full location."""
         self._call("DELETE", "/faults/")
         self._call("PATCH", "/timings/", self._timings)
+        self._call("DELETE", "/locations/full/")
 
 
 __all__ = ["DEFAULT_TIMINGS", "Emulator", "EmulatorAccount", "EmulatorError"]

@@ -72,6 +72,15 @@ class BalanceOut(BaseModel):
     balance: str
 
 
+class FullIn(StrictInput):
+    full: bool = Field(description="true: creates in the location answer `503 location_full`.")
+
+
+class FullOut(BaseModel):
+    location: str
+    full: bool
+
+
 def _controls(state: AppState) -> EmulatorControls:
     if state.emulator is None:  # the router is only mounted with controls; a bug otherwise
         raise NotFound("The emulator controls are off.")
@@ -152,3 +161,25 @@ async def set_balance(
             session, name, cents, state.clock(), state.billing_terms
         )
     return BalanceOut(name=name, balance=format_cents(balance))
+
+
+@router.put("/locations/{code}/full/", response_model=FullOut)
+async def set_location_full(
+    code: Annotated[str, Path(max_length=63)], body: FullIn, request: Request
+) -> FullOut:
+    """Make creates in the location answer `503 location_full` (no host has room), or stop."""
+    state = app_state(request)
+    _controls(state)
+    async with state.database.write() as session:
+        await emulator.set_location_full(session, code, body.full, state.clock())
+    return FullOut(location=code, full=body.full)
+
+
+@router.delete("/locations/full/", status_code=204)
+async def clear_full_locations(request: Request) -> Response:
+    """No location made full through these controls stays full."""
+    state = app_state(request)
+    _controls(state)
+    async with state.database.write() as session:
+        await emulator.clear_full_locations(session)
+    return Response(status_code=204)
