@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 
 .DEFAULT_GOAL := help
-.PHONY: help run test lint pytest chaos bench clean
+.PHONY: help run test lint pytest test-guest chaos bench clean
 
 help: ## Show the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-8s %s\n", $$1, $$2}'
@@ -44,7 +44,12 @@ pytest: $(VENV)/.dev ## The suite on SQLite, then on PostgreSQL if VPS_TEST_POST
 		echo "(set VPS_TEST_POSTGRES_URL=postgresql://user@host/db to run it on PostgreSQL too)"; \
 	fi
 
-test: lint pytest ## Set up and run every check
+# Real guests: needs root and apt (installs libvirt and QEMU from Debian), else it says why
+# it is skipped; VPS_TEST_GUESTS=required turns that skip into a failure (CI does).
+test-guest: $(VENV)/.dev ## Real guests under libvirt (QEMU/TCG, KVM where it boots): tests/guest/README.md
+	PYTHON=$(BIN)/python tests/guest/run.sh
+
+test: lint pytest test-guest ## Set up and run every check
 
 chaos: $(VENV)/.dev ## Kill workers at random under load and check every promise (see bench/chaos.py)
 	$(BIN)/python bench/chaos.py $(CHAOS_ARGS)

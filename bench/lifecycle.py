@@ -196,10 +196,14 @@ def run_lifecycle(
     api_processes: int,
     deadline: float,
     workdir: Path,
+    hosts: int = 0,
 ) -> dict[str, Any]:
-    """One run: `servers` servers, `workers` standalone workers, on a fresh database."""
+    """One run: `servers` servers, `workers` standalone workers, on a fresh database; with
+    `hosts`, that many simulated hypervisor hosts per location, so every create is placed."""
     database = "postgresql" if postgres else "sqlite"
     label = f"lifecycle {database}, {workers} worker{'s' if workers > 1 else ''}"
+    if hosts:
+        label += f", {hosts} hosts per location"
     print(f"  {label}: {servers} servers", file=sys.stderr)
     directory = workdir / f"lifecycle-{database}-{workers}"
     with fresh_database(postgres, directory) as url:
@@ -212,6 +216,7 @@ def run_lifecycle(
         service = Service(env, directory)
         _, token = service.prepare(["lifecycle"], locations=True)["lifecycle"]
         locations = list(LOCATIONS)
+        service.vps_all([_add_host(code, number) for code in locations for number in range(hosts)])
         with running(service, api_processes, workers):
             api_cpu, worker_cpu = cpu_seconds(service.pids()), cpu_seconds(service.worker_pids())
             api_pids = service.api_pids()
@@ -228,6 +233,7 @@ def run_lifecycle(
     return {
         "database": database,
         "workers": workers,
+        "hosts_per_location": hosts,
         **figures,
         # An API process that died (and that uvicorn replaced) took its CPU time with it.
         "api_processes_died": died,
@@ -238,6 +244,21 @@ def run_lifecycle(
         if database_after
         else None,
     }
+
+
+def _add_host(location: str, number: int) -> tuple[str, ...]:
+    """A simulated host with room for every server of the run: placement is measured, not
+    refusals."""
+    return (
+        "hosts",
+        "add",
+        f"sim-{location}-{number}",
+        f"--location={location}",
+        "--driver=simulator",
+        "--vcpus=1000000",
+        "--memory-mb=1000000000",
+        "--disk-gb=1000000000",
+    )
 
 
 def scaling(runs: list[dict[str, Any]], database: str, workers: int) -> dict[str, float | None]:
@@ -288,7 +309,12 @@ def lifecycle_table(report: dict[str, Any]) -> str:
     lines = [
         f"Lifecycle: servers created at once ({CREATE_CONCURRENCY} in flight) until all active; "
         f"{report['api_processes']} API processes without embedded worker, "
-        f"worker concurrency {report['worker_concurrency']}, zero-delay simulator",
+        f"worker concurrency {report['worker_concurrency']}, zero-delay simulator"
+        + (
+            f", {report['hosts_per_location']} simulated hosts per location (each create placed)"
+            if report.get("hosts_per_location")
+            else ""
+        ),
         *format_table(header, rows),
         "backlog: servers still provisioning when the last create was answered; "
         "drain/s: backlog / seconds from then until all were active; "
@@ -338,6 +364,7 @@ def run_lifecycles(
     api_processes: int,
     deadline: float,
     workdir: Path,
+    hosts: int = 0,
 ) -> dict[str, Any]:
     """One worker on SQLite; with `postgres`, each of `postgres_workers` on PostgreSQL."""
     plan: list[tuple[str | None, int]] = [(None, 1)]
@@ -351,6 +378,7 @@ def run_lifecycles(
             api_processes=api_processes,
             deadline=deadline,
             workdir=workdir,
+            hosts=hosts,
         )
         for url, workers in plan
     ]
@@ -359,6 +387,7 @@ def run_lifecycles(
         "api_processes": api_processes,
         "create_concurrency": CREATE_CONCURRENCY,
         "worker_concurrency": Settings.model_fields["worker_concurrency"].default,
+        "hosts_per_location": hosts,
         "runs": runs,
         "postgresql_scaling": {
             str(workers): scaling(runs, "postgresql", workers)

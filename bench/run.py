@@ -191,6 +191,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     api_processes=args.api_processes,
                     deadline=args.lifecycle_deadline,
                     workdir=workdir,
+                    hosts=args.lifecycle_hosts,
                 ),
             )
         if not args.skip_events:
@@ -267,6 +268,13 @@ def arguments() -> argparse.Namespace:
         nargs="+",
         default=[1, 2, 4],
         help="worker counts on PostgreSQL (default 1 2 4; SQLite runs 1)",
+    )
+    parser.add_argument(
+        "--lifecycle-hosts",
+        type=int,
+        default=0,
+        help="simulated hypervisor hosts per location, so each create is placed (default 0: "
+        "the default driver, no placement)",
     )
     parser.add_argument("--skip-events", action="store_true", help="skip event delivery")
     parser.add_argument(

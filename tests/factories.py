@@ -16,6 +16,7 @@ from vps.db.engine import Database
 from vps.db.models import Server
 from vps.db.types import utcnow
 from vps.domain.money import parse_amount
+from vps.drivers.base import MachineSpec
 from vps.services import accounts
 
 # A lease no worker will take over during a test: keeps a forced status in place.
@@ -175,3 +176,20 @@ class Factory:
             return status == "deleted"
 
         await eventually(deleted, f"server {server_id} to be deleted")
+
+
+def spec_for(server_id: int) -> MachineSpec:
+    """A small machine for a server id, for driving a driver directly."""
+    return MachineSpec(
+        server_id=server_id,
+        name="x",
+        hostname=None,
+        vcpus=1,
+        memory_mb=512,
+        disk_gb=10,
+        bandwidth_gb=100,
+        image="debian-12",
+        ipv4_address=None,
+        ipv6_address=None,
+        ssh_public_key=None,
+    )

@@ -133,7 +133,8 @@ class Settings(BaseSettings):
     libvirt_reboot_timeout_seconds: float = Field(
         default=60.0,
         gt=0,
-        description="libvirt: how long a reboot waits for the guest (ACPI) before resetting it.",
+        description="libvirt: how long a reboot waits for the guest to shut down (ACPI) before "
+        "forcing it off; it is then started again.",
     )
     sim_provision_seconds: float = Field(
         default=5.0, ge=0, description="Simulator: time a server takes to provision."

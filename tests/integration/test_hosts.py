@@ -17,11 +17,10 @@ import httpx
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
-from tests.factories import Factory, Tenant, unique_name
+from tests.factories import Factory, Tenant, spec_for, unique_name
 from vps.cli.main import app
 from vps.config import Settings
 from vps.db.models import Host, Server
-from vps.drivers.base import MachineSpec
 from vps.drivers.simulator import SimulatorDriver
 from vps.services import accounts
 from vps.worker.engine import Worker
@@ -232,22 +231,6 @@ async def test_locations_without_hosts_keep_the_default_driver(
     await delete_and_wait(factory, tenant, server["id"])
 
 
-def _spec(server_id: int) -> MachineSpec:
-    return MachineSpec(
-        server_id=server_id,
-        name="x",
-        hostname=None,
-        vcpus=1,
-        memory_mb=512,
-        disk_gb=10,
-        bandwidth_gb=100,
-        image="debian-12",
-        ipv4_address=None,
-        ipv6_address=None,
-        ssh_public_key=None,
-    )
-
-
 async def test_the_orphan_sweep_looks_at_every_host(
     factory: Factory, settings: Settings, worker: Worker, driver: SimulatorDriver
 ) -> None:
@@ -258,9 +241,9 @@ async def test_the_orphan_sweep_looks_at_every_host(
     elsewhere = await tenant.active_server()  # on the default driver
     host_driver = await worker.hypervisors.for_host(await host_id(factory, name))
     # A leftover on the host of a server that lives on another driver, and one of nobody.
-    await host_driver.create(_spec(elsewhere["id"]))
+    await host_driver.create(spec_for(elsewhere["id"]))
     unknown = 2**31 - 3
-    await host_driver.create(_spec(unknown))
+    await host_driver.create(spec_for(unknown))
 
     destroyed = await worker.sweep_orphans()
 

@@ -2,26 +2,9 @@
 
 from __future__ import annotations
 
-from tests.factories import Factory
-from vps.drivers.base import MachineSpec
+from tests.factories import Factory, spec_for
 from vps.drivers.simulator import SimulatorDriver
 from vps.worker.engine import Worker
-
-
-def spec_for(server_id: int) -> MachineSpec:
-    return MachineSpec(
-        server_id=server_id,
-        name="x",
-        hostname=None,
-        vcpus=1,
-        memory_mb=512,
-        disk_gb=10,
-        bandwidth_gb=100,
-        image="debian-12",
-        ipv4_address=None,
-        ipv6_address=None,
-        ssh_public_key=None,
-    )
 
 
 async def test_sweep_destroys_only_orphans(

@@ -598,41 +598,69 @@ async def test_stop_waits_for_a_guest_on_its_way_down(
     assert not host.domain().isActive()
 
 
-async def test_reboot_leaves_the_machine_running(
+def record_power_calls(monkeypatch: pytest.MonkeyPatch, *, acpi: bool) -> list[str]:
+    """Record the driver's shutdown, destroy and create calls; with `acpi` False the guest
+    ignores the shutdown request, as a hung or ACPI-less guest does."""
+    calls: list[str] = []
+    shutdown, destroy, create = (
+        libvirt.virDomain.shutdown,
+        libvirt.virDomain.destroy,
+        libvirt.virDomain.create,
+    )
+
+    def record(name: str, call: Callable[..., int], run: bool = True) -> Callable[..., int]:
+        def recorded(domain: Any, *args: Any) -> int:
+            calls.append(name)
+            return int(call(domain, *args)) if run else 0
+
+        return recorded
+
+    monkeypatch.setattr(libvirt.virDomain, "shutdown", record("shutdown", shutdown, acpi))
+    monkeypatch.setattr(libvirt.virDomain, "destroy", record("destroy", destroy))
+    monkeypatch.setattr(libvirt.virDomain, "create", record("create", create))
+    return calls
+
+
+async def test_reboot_shuts_the_guest_down_and_boots_it_again(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     driver = host.driver()
     await driver.create(SPEC)
+    before = host.domain().ID()
+    calls = record_power_calls(monkeypatch, acpi=True)
     await driver.reboot(SPEC.server_id)
+    assert calls == ["shutdown", "create"]
     assert host.domain().state()[0] == libvirt.VIR_DOMAIN_RUNNING
-    resets: list[int] = []
-    reset = libvirt.virDomain.reset
-
-    def refuse(_domain: Any, *_args: Any) -> int:
-        raise libvirt_error(libvirt.VIR_ERR_OPERATION_FAILED, "ACPI unavailable")
-
-    def record_reset(domain: Any, flags: int = 0) -> int:
-        resets.append(flags)
-        return int(reset(domain, flags))
-
-    monkeypatch.setattr(libvirt.virDomain, "reboot", refuse)
-    monkeypatch.setattr(libvirt.virDomain, "reset", record_reset)
-    await driver.reboot(SPEC.server_id)
-    assert resets == [0]
-    assert host.domain().state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert host.domain().ID() != before  # a new boot, not the old one still running
 
 
-async def test_reboot_resets_a_machine_that_does_not_come_back(
+async def test_reboot_forces_off_a_guest_that_ignores_the_request(
     host: Host, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    driver = host.driver(reboot_timeout_seconds=0)
+    # Regression: a reboot used to be libvirt's fire-and-forget request, awaited by polling
+    # for `running`, which the domain was all along: a guest that ignored it was reported
+    # rebooted and never reset.
+    driver = host.driver(reboot_timeout_seconds=0.3)
     await driver.create(SPEC)
-
-    def go_down(domain: Any, *_args: Any) -> int:
-        return int(domain.suspend())  # as a guest stuck on its way down
-
-    monkeypatch.setattr(libvirt.virDomain, "reboot", go_down)
+    before = host.domain().ID()
+    calls = record_power_calls(monkeypatch, acpi=False)
+    started = time.monotonic()
     await driver.reboot(SPEC.server_id)
+    assert 0.3 <= time.monotonic() - started < 2
+    assert calls == ["shutdown", "destroy", "create"]
+    assert host.domain().state()[0] == libvirt.VIR_DOMAIN_RUNNING
+    assert host.domain().ID() != before
+
+
+async def test_reboot_of_a_paused_machine_boots_it_again(
+    host: Host, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    driver = host.driver()
+    await driver.create(SPEC)
+    host.domain().suspend()
+    calls = record_power_calls(monkeypatch, acpi=True)
+    await driver.reboot(SPEC.server_id)  # a paused guest cannot answer ACPI
+    assert calls == ["destroy", "create"]
     assert host.domain().state()[0] == libvirt.VIR_DOMAIN_RUNNING
 
 

@@ -124,10 +124,15 @@ class LibvirtDriver:
         await self._run("stop", server_id, self._force_off, server_id)
 
     async def reboot(self, server_id: int) -> None:
-        await self._run("reboot", server_id, self._request_reboot, server_id)
-        if await self._wait_for(server_id, "running", self.config.reboot_timeout_seconds):
-            return
-        await self._run("reboot", server_id, self._reset, server_id)
+        # A shutdown through the guest (forced off after the deadline), then a fresh start.
+        # libvirt's own reboot request cannot be awaited: the domain is `running` before,
+        # during and after it whether or not the guest acted on it, so a guest that ignored
+        # it would be reported rebooted and never reset.
+        if await self._run("reboot", server_id, self._request_shutdown, server_id) and not (
+            await self._wait_for(server_id, "off", self.config.reboot_timeout_seconds)
+        ):
+            await self._run("reboot", server_id, self._force_off, server_id)
+        await self._run("reboot", server_id, self._start, server_id)
 
     async def delete(self, server_id: int) -> None:
         await self._run("delete", server_id, self._delete, server_id)
@@ -447,23 +452,6 @@ class LibvirtDriver:
     def _force_off(self, server_id: int) -> None:
         log.info("server %s did not shut down in time; forcing it off", server_id)
         self._destroy(self._existing_domain(server_id))
-
-    def _request_reboot(self, server_id: int) -> None:
-        domain = self._existing_domain(server_id)
-        if int(domain.state()[0]) not in _RUNNING_STATES:
-            self._ensure_running(domain)
-            return
-        try:
-            domain.reboot(0)
-        except libvirt.libvirtError as error:
-            log.info("ACPI reboot of server %s refused (%s); resetting it", server_id, error)
-            domain.reset(0)
-
-    def _reset(self, server_id: int) -> None:
-        domain = self._existing_domain(server_id)
-        if domain.isActive():
-            domain.reset(0)
-        self._ensure_running(domain)
 
     def _delete(self, server_id: int) -> None:
         domain = self._domain(server_id)

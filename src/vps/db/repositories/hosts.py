@@ -39,15 +39,16 @@ class HostSummary(NamedTuple):
 
 
 _hosts = cast(Table, Host.__table__)
+# An active host with room for the demand on all three resources.
+_HAS_ROOM = (
+    _hosts.c.status == HostStatus.ACTIVE.value,
+    _hosts.c.used_vcpus + bindparam("demand_vcpus") <= _hosts.c.vcpu_limit,
+    _hosts.c.used_memory_mb + bindparam("demand_memory_mb") <= _hosts.c.memory_limit_mb,
+    _hosts.c.used_disk_gb + bindparam("demand_disk_gb") <= _hosts.c.disk_limit_gb,
+)
 _RESERVE = (
     update(_hosts)
-    .where(
-        _hosts.c.id == bindparam("host_id"),
-        _hosts.c.status == HostStatus.ACTIVE.value,
-        _hosts.c.used_vcpus + bindparam("demand_vcpus") <= _hosts.c.vcpu_limit,
-        _hosts.c.used_memory_mb + bindparam("demand_memory_mb") <= _hosts.c.memory_limit_mb,
-        _hosts.c.used_disk_gb + bindparam("demand_disk_gb") <= _hosts.c.disk_limit_gb,
-    )
+    .where(_hosts.c.id == bindparam("host_id"), *_HAS_ROOM)
     .values(
         used_vcpus=_hosts.c.used_vcpus + bindparam("demand_vcpus"),
         used_memory_mb=_hosts.c.used_memory_mb + bindparam("demand_memory_mb"),
@@ -68,13 +69,7 @@ _RELEASE = (
 # spread, so one host's failure touches as few as possible.
 _CANDIDATES = (
     select(_hosts.c.id)
-    .where(
-        _hosts.c.location_id == bindparam("location_id"),
-        _hosts.c.status == HostStatus.ACTIVE.value,
-        _hosts.c.used_vcpus + bindparam("demand_vcpus") <= _hosts.c.vcpu_limit,
-        _hosts.c.used_memory_mb + bindparam("demand_memory_mb") <= _hosts.c.memory_limit_mb,
-        _hosts.c.used_disk_gb + bindparam("demand_disk_gb") <= _hosts.c.disk_limit_gb,
-    )
+    .where(_hosts.c.location_id == bindparam("location_id"), *_HAS_ROOM)
     .order_by(
         (_hosts.c.used_memory_mb * 1.0 / _hosts.c.memory_limit_mb),
         _hosts.c.used_vcpus * 1.0 / _hosts.c.vcpu_limit,
