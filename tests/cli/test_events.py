@@ -108,6 +108,8 @@ def test_the_account_stream_until_ctrl_c(
         f.until(lambda line: f"server {server['id']}  provisioning -> active" in line)
         assert api.post(f"/servers/{server['id']}/stop/").status_code == 200
         f.until(lambda line: "(stop) succeeded" in line)
+        assert api.patch(f"/servers/{server['id']}/", json={"name": "renamed"}).status_code == 200
+        f.until(lambda line: f"server {server['id']}  updated name=renamed" in line)
         f.process.send_signal(signal.SIGINT)
         code, stderr = f.finish()
     assert code == 0, stderr

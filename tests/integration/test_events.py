@@ -204,6 +204,30 @@ async def test_the_account_stream_follows_a_server_from_create_to_delete(
     ]
 
 
+async def test_an_edit_is_an_event_with_the_new_values(
+    factory: Factory, http: httpx.AsyncClient
+) -> None:
+    tenant = await live_tenant(factory, http)
+    server = await tenant.active_server(name="before")
+    async with open_stream(tenant, f"{SERVERS}{server['id']}/events/") as stream:
+        patched = await tenant.patch(f"{SERVERS}{server['id']}/", json={"name": "after"})
+        assert patched.status_code == 200
+        replaced = await tenant.put(
+            f"{SERVERS}{server['id']}/",
+            json={"name": "again", "hostname": "again.example.com", "backups_enabled": True},
+        )
+        assert replaced.status_code == 200
+        # Nothing changed, nothing said: an empty PATCH is no edit.
+        assert (await tenant.patch(f"{SERVERS}{server['id']}/", json={})).status_code == 200
+        await stream.until(lambda events: len(stream.of_type("server.updated")) >= 2, "edits")
+    edits = [event["changes"] for event in stream.of_type("server.updated")]
+    assert edits == [
+        {"name": "after"},
+        {"name": "again", "hostname": "again.example.com", "backups_enabled": True},
+    ]
+    assert all(event["server_id"] == server["id"] for event in stream.of_type("server.updated"))
+
+
 async def test_a_server_stream_ends_after_the_server_is_deleted(
     factory: Factory, http: httpx.AsyncClient
 ) -> None:

@@ -277,7 +277,8 @@ class Page(_Model, Generic[ItemT]):
 class Event(_Model):
     """One message of an event stream.
 
-    `type` is `server.status` (with `status`, `previous_status`, `error`), `action.status`
+    `type` is `server.status` (with `status`, `previous_status`, `error`), `server.updated`
+    (with `changes`: the new values of the fields a PUT or PATCH changed), `action.status`
     (with `action`), or `reset` (with `reason`: events were lost, read the state again).
     `id` is None for messages without one (reset).
     """
@@ -290,6 +291,7 @@ class Event(_Model):
     previous_status: str | None = None
     error: ErrorInfo | None = None
     action: Action | None = None
+    changes: dict[str, Any] | None = None
     reason: str | None = None
     occurred_at: datetime | None = None
 

@@ -1,4 +1,5 @@
-"""What the event streams say: a server changed status, an action started or finished.
+"""What the event streams say: a server changed status or was edited, an action started or
+finished.
 
 Each use case that changes a server's status or an action records the event in its own
 transaction, so an event exists exactly when its change committed (the ids are given at
@@ -21,6 +22,7 @@ from vps.domain.states import action_progress
 PRUNE_BATCH = 1000
 
 SERVER_STATUS = "server.status"
+SERVER_UPDATED = "server.updated"
 ACTION_STATUS = "action.status"
 
 
@@ -94,6 +96,27 @@ def server_status(
                 "error": {"code": error[0], "message": error[1]} if error else None,
                 "occurred_at": timestamp(now),
             },
+            now,
+        ),
+    )
+
+
+def server_updated(
+    session: AsyncSession,
+    *,
+    account_id: int,
+    server_id: int,
+    changes: dict[str, Any],
+    now: datetime,
+) -> None:
+    """The owner changed some of the server's fields (PUT or PATCH): their new values."""
+    stored.record(
+        session,
+        PendingEvent(
+            account_id,
+            server_id,
+            SERVER_UPDATED,
+            {"server_id": server_id, "changes": changes, "occurred_at": timestamp(now)},
             now,
         ),
     )

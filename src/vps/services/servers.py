@@ -335,6 +335,10 @@ async def update_server(
         if current is None:
             raise _not_found(server_id)
         raise _changed_since_read(current.version)
+    changed = {key: value for key, value in values.items() if key != "updated_at"}
+    events.server_updated(
+        session, account_id=principal.account_id, server_id=server_id, changes=changed, now=now
+    )
     return await _view_after_write(session, principal, server_id)
 
 

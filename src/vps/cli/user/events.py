@@ -38,6 +38,9 @@ def event_line(event: dict[str, Any]) -> Text:
         line.append(f"action {action.get('id', event.get('action_id'))} ({action.get('kind')}) ")
         line.append_text(status_text(action.get("status")))
         line.append(_error(action.get("error")))
+    elif kind == "server.updated":
+        changes = event.get("changes") or {}
+        line.append("updated " + ", ".join(f"{key}={value}" for key, value in changes.items()))
     else:
         line.append(f"{kind}")
     return line
