@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner, Result
 
@@ -29,9 +30,9 @@ runner = CliRunner()
 STARTER = 3  # 1 vCPU, 1024 MB, 25 GB
 
 
-async def vps(settings: Settings, *args: str) -> Result:
-    env = {"VPS_DATABASE_URL": settings.database_url or "", "VPS_DATA_DIR": str(settings.data_dir)}
-    return await asyncio.to_thread(runner.invoke, app, list(args), env=env)
+async def vps(settings: Settings, *args: str, env: dict[str, str] | None = None) -> Result:
+    base = {"VPS_DATABASE_URL": settings.database_url or "", "VPS_DATA_DIR": str(settings.data_dir)}
+    return await asyncio.to_thread(runner.invoke, app, list(args), env={**base, **(env or {})})
 
 
 async def new_location(factory: Factory) -> str:
@@ -310,3 +311,49 @@ async def test_host_registration_is_validated_field_by_field(
     assert updated["capacity"]["vcpus"] == 1 and updated["limits"]["vcpus"] == 3
     bad = await vps(settings, "hosts", "update", name, "--disk-gb", "-1")
     assert bad.exit_code != 0 and "disk_gb:" in bad.output
+
+
+async def test_a_libvirt_host_s_capacity_can_be_read_from_it(
+    factory: Factory, settings: Settings
+) -> None:
+    pytest.importorskip("libvirt", reason="the libvirt extra is not installed")
+    location = await new_location(factory)
+    # libvirt's in-process test host: 16 CPU threads, 3072 MB, a 100 GB `default-pool`.
+    pool = {"VPS_LIBVIRT_STORAGE_POOL": "default-pool"}
+    name = unique_name("hv")[:20]
+    added = await vps(
+        settings, "hosts", "add", name, "--location", location, "--uri", "test:///default",
+        "--detect", "--disk-gb", "40", env=pool,
+    )  # fmt: skip
+    assert added.exit_code == 0, added.output
+    assert "detected: 16 CPU threads, 3072 MB of memory, storage pool 100 GB" in added.output
+    host = (await hosts_json(settings))[name]
+    # Memory less a tenth for the host itself; what was given (--disk-gb) wins.
+    assert host["capacity"] == {
+        "vcpus": 16,
+        "memory_mb": 2764,
+        "disk_gb": 40,
+        "cpu_overcommit": 4.0,
+        "memory_overcommit": 1.0,
+        "disk_overcommit": 1.0,
+    }
+    no_pool = await vps(
+        settings, "hosts", "add", "hv-nopool", "--location", location, "--uri",
+        "test:///default", "--detect", env={"VPS_LIBVIRT_STORAGE_POOL": "missing"},
+    )  # fmt: skip
+    assert no_pool.exit_code != 0 and "no storage pool 'missing'" in no_pool.output
+    unreachable = await vps(
+        settings, "hosts", "add", "hv-gone", "--location", location, "--uri",
+        "test:///no/such/file.xml", "--detect", env=pool,
+    )  # fmt: skip
+    assert unreachable.exit_code != 0 and "cannot connect to test:///no/such/file.xml" in (
+        unreachable.output
+    )
+    simulated = await vps(
+        settings, "hosts", "add", "hv-sim", "--location", location, "--driver", "simulator",
+        "--detect",
+    )  # fmt: skip
+    assert simulated.exit_code != 0 and "--detect reads a libvirt host" in simulated.output
+    nothing = await vps(settings, "hosts", "add", "hv-x", "--location", location, "--uri", "x:///")
+    assert nothing.exit_code != 0 and "give --vcpus, --memory-mb and --disk-gb" in nothing.output
+    assert not {"hv-nopool", "hv-gone", "hv-sim", "hv-x"} & set(await hosts_json(settings))

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from vps.cli.common import run_in_transaction
+from vps.cli.common import fail, run_in_transaction, settings
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,9 +50,9 @@ def _capacity(
 def hosts_add(
     name: Annotated[str, typer.Argument(help="A short name, e.g. hv1")],
     location: Annotated[str, typer.Option(help="Location code (see `vps catalog list`)")],
-    vcpus: Vcpus,
-    memory_mb: MemoryMb,
-    disk_gb: DiskGb,
+    vcpus: Annotated[int | None, typer.Option(help="CPU threads offered to guests")] = None,
+    memory_mb: Annotated[int | None, typer.Option(help="Memory offered to guests, in MB")] = None,
+    disk_gb: Annotated[int | None, typer.Option(help="Disk for guests' overlays, in GB")] = None,
     driver: Annotated[str, typer.Option(help="libvirt, or simulator")] = "libvirt",
     uri: Annotated[
         str | None,
@@ -60,6 +60,14 @@ def hosts_add(
             help="libvirt connection URI, e.g. qemu:///system or qemu+ssh://root@hv1/system"
         ),
     ] = None,
+    detect: Annotated[
+        bool,
+        typer.Option(
+            "--detect",
+            help="libvirt: read the capacity not given from the host (its CPU threads, its "
+            "memory less 10% for itself, the size of VPS_LIBVIRT_STORAGE_POOL)",
+        ),
+    ] = False,
     cpu_overcommit: CpuRatio = DEFAULT_CPU_OVERCOMMIT,
     memory_overcommit: MemoryRatio = DEFAULT_MEMORY_OVERCOMMIT,
     disk_overcommit: DiskRatio = DEFAULT_DISK_OVERCOMMIT,
@@ -68,6 +76,10 @@ def hosts_add(
     from vps.db.types import utcnow
     from vps.services import hosts
 
+    if detect:
+        vcpus, memory_mb, disk_gb = _detected(driver, uri, vcpus, memory_mb, disk_gb)
+    if vcpus is None or memory_mb is None or disk_gb is None:
+        raise fail("give --vcpus, --memory-mb and --disk-gb (or --detect for a libvirt host)")
     capacity = _capacity(
         vcpus, memory_mb, disk_gb, cpu_overcommit, memory_overcommit, disk_overcommit
     )
@@ -87,6 +99,36 @@ def hosts_add(
     typer.echo(
         f"added host {name} in {location}: {capacity.vcpu_limit} vCPUs, "
         f"{capacity.memory_limit_mb} MB, {capacity.disk_limit_gb} GB to place"
+    )
+
+
+# What a hypervisor keeps for itself when the capacity is read from it.
+HOST_MEMORY_RESERVE = 0.10
+
+
+def _detected(
+    driver: str, uri: str | None, vcpus: int | None, memory_mb: int | None, disk_gb: int | None
+) -> tuple[int | None, int | None, int | None]:
+    from vps.drivers.base import DriverError
+    from vps.drivers.registry import DriverUnavailable, probe_libvirt_host
+
+    if driver != "libvirt" or not uri:
+        raise fail("--detect reads a libvirt host: give --driver libvirt and its --uri")
+    try:
+        cpus, memory, pool_gb = probe_libvirt_host(uri, settings().libvirt_storage_pool)
+    except (DriverUnavailable, DriverError) as error:
+        raise fail(str(error)) from None
+    if pool_gb is None and disk_gb is None:
+        raise fail(
+            f"the host has no storage pool {settings().libvirt_storage_pool!r} "
+            "(VPS_LIBVIRT_STORAGE_POOL): give --disk-gb, or create the pool"
+        )
+    found = (cpus, int(memory * (1 - HOST_MEMORY_RESERVE)), pool_gb)
+    typer.echo(f"detected: {cpus} CPU threads, {memory} MB of memory, storage pool {pool_gb} GB")
+    return (
+        vcpus if vcpus is not None else found[0],
+        memory_mb if memory_mb is not None else found[1],
+        disk_gb if disk_gb is not None else found[2],
     )
 
 

@@ -527,6 +527,39 @@ def memory_used_mb(stats: Mapping[str, int], configured_mb: int) -> int:
     return configured_mb
 
 
+@dataclass(frozen=True)
+class HostResources:
+    """What a libvirt host has, as `vps hosts add --detect` reads it."""
+
+    cpus: int
+    memory_mb: int
+    # The storage pool's capacity; None when the host has no such pool.
+    disk_gb: int | None
+
+
+def probe_host(uri: str, storage_pool: str) -> HostResources:
+    """The CPU threads and memory of the host at `uri` and the size of its storage pool.
+    RetriableDriverError (and friends) when it cannot be reached."""
+    _silence_libvirt_stderr()
+    try:
+        connection = libvirt.open(uri)
+    except libvirt.libvirtError as error:
+        kind, _ = classify(error.get_error_code(), str(error))
+        raise kind(f"cannot connect to {uri}: {error.get_error_message()}") from None
+    try:
+        # [model, memory MB, CPUs, MHz, NUMA nodes, sockets, cores, threads]
+        info = connection.getInfo()
+        try:
+            pool = connection.storagePoolLookupByName(storage_pool)
+            disk_gb: int | None = int(pool.info()[1]) // xml.GIB
+        except libvirt.libvirtError:
+            disk_gb = None
+        return HostResources(cpus=int(info[2]), memory_mb=int(info[1]), disk_gb=disk_gb)
+    finally:
+        with contextlib.suppress(libvirt.libvirtError):
+            connection.close()
+
+
 def _whole_gb(count: int, limit: int) -> int:
     return min(limit, max(0, count // xml.GIB))
 

@@ -72,3 +72,12 @@ def build_libvirt(
             reboot_timeout_seconds=reboot_timeout_seconds,
         )
     )
+
+
+def probe_libvirt_host(uri: str, storage_pool: str) -> tuple[int, int, int | None]:
+    """CPU threads, memory MB and storage pool GB (None: no such pool) of a libvirt host."""
+    require_libvirt()
+    from vps.drivers.libvirt import probe_host
+
+    found = probe_host(uri, storage_pool)
+    return found.cpus, found.memory_mb, found.disk_gb
