@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select
+from sqlalchemy import and_, bindparam, func, select, true
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from vps.db.models import ApiToken, Location, OperatingSystem, Plan, Server, ServerUsage
@@ -136,35 +136,40 @@ def _filtered(statement: AnySelect, by_status: bool, by_location: bool) -> AnySe
     return statement
 
 
-# One pair of statements per combination of filters: (count, page). The page carries the
-# total as a window count, so a page and its count come from one snapshot; the count alone
-# is only needed for a page past the end.
-_PAGES = {
-    (by_status, by_location): (
-        PreparedQuery(
-            _filtered(
-                select(func.count())
-                .select_from(
-                    Server.__table__.join(Location, Location.id == Server.location_id)
-                    if by_location
-                    else Server.__table__
-                )
-                .where(_VISIBLE),
-                by_status,
-                by_location,
-            )
-        ),
-        PreparedQuery(
-            _filtered(
-                select(*_SERVER_COLUMNS, func.count().over()).select_from(_JOINED).where(_VISIBLE),
-                by_status,
-                by_location,
-            )
-            .order_by(Server.id)
-            .limit(bindparam("limit"))
-            .offset(bindparam("offset"))
-        ),
+def _page_with_total(by_status: bool, by_location: bool) -> AnySelect:
+    """The total of the matching servers joined to one page of them: one statement, so one
+    snapshot (a status that changes meanwhile cannot make the count disagree with the
+    page), and one row with an empty page past the end. The count uses the account's
+    index, so it grows with the account's servers, never with the table's."""
+    total = _filtered(
+        select(func.count().label("total"))
+        .select_from(
+            Server.__table__.join(Location, Location.id == Server.location_id)
+            if by_location
+            else Server.__table__
+        )
+        .where(_VISIBLE),
+        by_status,
+        by_location,
+    ).subquery("total")
+    page = (
+        _filtered(
+            select(*_SERVER_COLUMNS).select_from(_JOINED).where(_VISIBLE), by_status, by_location
+        )
+        .order_by(Server.id)
+        .limit(bindparam("limit"))
+        .offset(bindparam("offset"))
+        .subquery("page")
     )
+    return (
+        select(total.c.total, *page.c)
+        .select_from(total.outerjoin(page, true()))
+        .order_by(page.c.id)  # the server's (the plan's and the system's are id_1, id_2)
+    )
+
+
+_PAGES = {
+    (by_status, by_location): PreparedQuery(_page_with_total(by_status, by_location))
     for by_status in (False, True)
     for by_location in (False, True)
 }
@@ -214,12 +219,8 @@ async def server_page(
     offset: int,
     limit: int,
 ) -> tuple[int, list[ServerView]]:
-    """The total of the account's servers that match, and one page of them by id.
-
-    Both come from one statement (one snapshot: a status that changes meanwhile cannot make
-    the count disagree with the page). The count uses the account's index, so it grows with
-    the account's servers, never with the table's."""
-    count, page = _PAGES[status is not None, location is not None]
+    """The total of the account's servers that match, and one page of them by id, from one
+    statement (see `_page_with_total`)."""
     params = {
         "account_id": account_id,
         "status": status,
@@ -227,12 +228,10 @@ async def server_page(
         "limit": limit,
         "offset": offset,
     }
-    rows = await reader.fetch_all(page, params)
-    if not rows:  # past the end (or nothing): the total still has to be told
-        total_row = await fetch_one(reader, count, params)
-        return (int(total_row[0]) if total_row else 0), []
-    width = len(ServerView._fields)
-    return int(rows[0][width]), [ServerView._make(row[:width]) for row in rows]
+    rows = await reader.fetch_all(_PAGES[status is not None, location is not None], params)
+    # Past the end (or nothing): one row, the total beside an empty page.
+    page = [ServerView._make(row[1:]) for row in rows if row[1] is not None]
+    return int(rows[0][0]), page
 
 
 async def location_exists(reader: RawReader, code: str) -> bool:
