@@ -11,6 +11,7 @@ import ipaddress
 import json
 import uuid
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +26,7 @@ from vps.db.models import Host, Server
 from vps.drivers.simulator import SimulatorDriver
 from vps.services import accounts
 from vps.worker.engine import Worker
+from vps.worker.hypervisors import HostUnreachable
 
 runner = CliRunner()
 STARTER = 3  # 1 vCPU, 1024 MB, 25 GB
@@ -257,6 +259,28 @@ async def test_the_orphan_sweep_looks_at_every_host(
         await delete_and_wait(factory, tenant, server["id"])
 
 
+async def test_a_removed_host_s_driver_is_dropped_and_never_serves_another_host(
+    factory: Factory, settings: Settings, worker: Worker
+) -> None:
+    location = await new_location(factory)
+    first = await add_host(settings, location, vcpus=1, memory_mb=1024, disk_gb=25)
+    first_id = await host_id(factory, first)
+    first_driver = await worker.hypervisors.for_host(first_id)
+    assert first_id in {found for found, _ in await worker.hypervisors.everywhere()}
+    for command in ("drain", "remove"):
+        assert (await vps(settings, "hosts", command, first)).exit_code == 0
+
+    assert first_id not in {found for found, _ in await worker.hypervisors.everywhere()}
+    with pytest.raises(HostUnreachable, match="not registered"):
+        await worker.hypervisors.for_host(first_id)
+    # SQLite gives the highest id again once its row is gone: the next host may carry it.
+    second = await add_host(settings, location, vcpus=1, memory_mb=1024, disk_gb=25)
+    second_driver = await worker.hypervisors.for_host(await host_id(factory, second))
+    assert second_driver is not first_driver
+    for command in ("drain", "remove"):
+        assert (await vps(settings, "hosts", command, second)).exit_code == 0
+
+
 async def test_host_registration_is_validated_field_by_field(
     factory: Factory, settings: Settings
 ) -> None:
@@ -314,32 +338,44 @@ async def test_host_registration_is_validated_field_by_field(
 
 
 async def test_a_libvirt_host_s_capacity_can_be_read_from_it(
-    factory: Factory, settings: Settings
+    factory: Factory, settings: Settings, tmp_path: Path
 ) -> None:
     pytest.importorskip("libvirt", reason="the libvirt extra is not installed")
     location = await new_location(factory)
-    # libvirt's in-process test host: 16 CPU threads, 3072 MB, a 100 GB `default-pool`.
-    pool = {"VPS_LIBVIRT_STORAGE_POOL": "default-pool"}
+    # A host of libvirt's test driver described by a file: each connection to it has a state
+    # of its own (`test:///default` is shared by the whole process, and the session's worker
+    # would hold it open for the libvirt driver's own tests).
+    node = tmp_path / "node.xml"
+    node.write_text(
+        "<node><cpu><mhz>2000</mhz><model>x86_64</model><nodes>1</nodes><sockets>1</sockets>"
+        "<cores>6</cores><threads>2</threads><active>12</active></cpu>"
+        "<memory>8388608</memory>"  # KiB: 8192 MB
+        "<pool type='dir'><name>vm-pool</name><target><path>/vm-pool</path></target></pool>"
+        "</node>"
+    )
+    uri = f"test://{node}"
+    pool = {"VPS_LIBVIRT_STORAGE_POOL": "vm-pool"}
     name = unique_name("hv")[:20]
     added = await vps(
-        settings, "hosts", "add", name, "--location", location, "--uri", "test:///default",
+        settings, "hosts", "add", name, "--location", location, "--uri", uri,
         "--detect", "--disk-gb", "40", env=pool,
     )  # fmt: skip
     assert added.exit_code == 0, added.output
-    assert "detected: 16 CPU threads, 3072 MB of memory, storage pool 100 GB" in added.output
+    # (The test driver sizes every directory pool at 100 GB.)
+    assert "detected: 12 CPU threads, 8192 MB of memory, storage pool 100 GB" in added.output
     host = (await hosts_json(settings))[name]
     # Memory less a tenth for the host itself; what was given (--disk-gb) wins.
     assert host["capacity"] == {
-        "vcpus": 16,
-        "memory_mb": 2764,
+        "vcpus": 12,
+        "memory_mb": 7372,
         "disk_gb": 40,
         "cpu_overcommit": 4.0,
         "memory_overcommit": 1.0,
         "disk_overcommit": 1.0,
     }
     no_pool = await vps(
-        settings, "hosts", "add", "hv-nopool", "--location", location, "--uri",
-        "test:///default", "--detect", env={"VPS_LIBVIRT_STORAGE_POOL": "missing"},
+        settings, "hosts", "add", "hv-nopool", "--location", location, "--uri", uri,
+        "--detect", env={"VPS_LIBVIRT_STORAGE_POOL": "missing"},
     )  # fmt: skip
     assert no_pool.exit_code != 0 and "no storage pool 'missing'" in no_pool.output
     unreachable = await vps(
