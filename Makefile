@@ -24,6 +24,11 @@ $(VENV)/.dev: $(BIN)/vps
 		  { apt-get update -qq && apt-get install -y -qq --no-install-recommends libvirt-dev pkg-config >/dev/null; }; }; } || true
 	@if pkg-config --exists libvirt 2>/dev/null; then $(BIN)/pip install --quiet -e '.[dev,libvirt]'; \
 	else echo "(no libvirt headers: install libvirt-dev and pkg-config to test the libvirt driver)"; fi
+	@# The panel's browser tests drive Debian's headless Chromium (tests/browser).
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || { command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ] && \
+		{ apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null 2>&1 || \
+		  { apt-get update -qq && apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }; }; } || \
+		echo "(no Chromium: install chromium and chromium-driver to run the panel's browser tests)"
 	@touch $@
 
 run: $(BIN)/vps ## Set up and run the service (SQLite + simulated hypervisor) on 127.0.0.1:8000

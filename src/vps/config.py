@@ -270,6 +270,11 @@ class Settings(BaseSettings):
         "`/_emulator/` (timings, injected failures, funded accounts, balances), for client "
         "developers' test suites. Unauthenticated: never enable it in production.",
     )
+    panel: bool = Field(
+        default=True,
+        description="Serve the web control panel at `/` (a client of the API; users sign in "
+        "with an API token). `false`: the API alone.",
+    )
 
     @field_validator("database_url")
     @classmethod

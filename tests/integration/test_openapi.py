@@ -153,7 +153,7 @@ def assert_error(response: httpx.Response, status: int, code: str) -> None:
         "/api/v1/servers/1/explode/",
         "/api/v2/servers/",
         "/nothing",
-        "/",
+        "/panel/nothing",
     ],
 )
 async def test_an_unknown_route_is_a_404_in_the_error_shape(factory: Factory, path: str) -> None:

@@ -1,4 +1,5 @@
-"""The README tells the truth about settings, and the package ships its migrations."""
+"""The README tells the truth about settings, and the package ships its migrations and the
+web panel."""
 
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ def test_readme_documents_every_setting() -> None:
 
 
 @pytest.mark.slow
-def test_wheel_ships_migrations(tmp_path: Path) -> None:
+def test_wheel_ships_migrations_and_the_panel(tmp_path: Path) -> None:
     subprocess.run(
         [
             sys.executable,
@@ -43,6 +44,14 @@ def test_wheel_ships_migrations(tmp_path: Path) -> None:
     assert "vps/db/migrations/script.py.mako" in names
     assert any(n.startswith("vps/db/migrations/versions/0001_") for n in names)
     assert "vps/py.typed" in names
+    panel = ROOT / "src" / "vps" / "api" / "static" / "panel"
+    shipped = {
+        f"vps/{path.relative_to(ROOT / 'src' / 'vps').as_posix()}"
+        for path in panel.rglob("*")
+        if path.is_file()
+    }
+    assert "vps/api/static/panel/index.html" in shipped
+    assert shipped <= names, sorted(shipped - names)
 
 
 def _readme_block(marker: str) -> str:

@@ -18,6 +18,7 @@ from vps.api.ratelimit import RateLimitMiddleware, build_rate_limiter
 from vps.api.replay import install_replay_handler
 from vps.api.routes import ROUTERS
 from vps.api.routes import emulator as emulator_routes
+from vps.api.routes import panel as panel_routes
 from vps.config import Settings
 from vps.db.engine import Database
 from vps.services.emulator import EmulatorControls
@@ -75,7 +76,11 @@ def create_app(
         events=hub,
         emulator=emulator,
     )
-    routers = (*ROUTERS, emulator_routes.router) if emulator else ROUTERS
+    routers = (
+        *ROUTERS,
+        *((panel_routes.router,) if settings.panel else ()),
+        *((emulator_routes.router,) if emulator else ()),
+    )
     for router in routers:
         app.include_router(router)
     install_error_handlers(app, routers)

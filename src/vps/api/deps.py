@@ -18,6 +18,7 @@ from starlette.responses import Response
 from vps.api.audit import mutation_of, success_status
 from vps.api.errors import STATUS_BY_CODE
 from vps.api.replay import Replayed
+from vps.api.session import session_token
 from vps.config import Settings
 from vps.db.engine import Database
 from vps.db.reader import RawReader
@@ -59,8 +60,12 @@ def app_state(request: Request) -> AppState:
 
 
 def bearer_token(request: Request) -> str:
+    """The token of `Authorization: Bearer`, or else of the panel's session cookie."""
     header = request.headers.get("authorization")
     if not header:
+        from_cookie = session_token(request)
+        if from_cookie is not None:
+            return from_cookie
         raise Unauthenticated(
             "Authentication credentials were not provided: send 'Authorization: Bearer <token>'."
         )

@@ -13,6 +13,7 @@ from fastapi.routing import APIRoute, APIRouter
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from vps.api.session import SESSION_COOKIE
 from vps.domain.errors import (
     DomainError,
     InsufficientCredits,
@@ -34,6 +35,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "unauthenticated": 401,
     "insufficient_credits": 402,
     "forbidden": 403,
+    "csrf_failed": 403,
     "not_found": 404,
     "method_not_allowed": 405,
     "conflict": 409,
@@ -136,6 +138,8 @@ def _allowed_methods(request: Request, routers: Sequence[APIRouter]) -> list[str
 
 def _plausible_credentials(request: Request) -> bool:
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if not scheme:
+        token, scheme = request.cookies.get(SESSION_COOKIE, ""), "bearer"
     return scheme.lower() == "bearer" and is_well_formed(token.strip())
 
 

@@ -31,6 +31,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vps.api.errors import error_response
+from vps.api.session import SESSION_COOKIE
 from vps.config import Settings
 from vps.domain.tokens import is_well_formed
 
@@ -220,6 +221,16 @@ def _token_identity(authorization: bytes) -> str | None:
     return "token:" + hashlib.sha256(_TOKEN_KEY_CONTEXT + token.encode("ascii")).hexdigest()
 
 
+def _session_credentials(cookie_header: bytes) -> bytes | None:
+    """`Bearer <token>` for the panel's session cookie in a Cookie header, if any."""
+    marker = SESSION_COOKIE.encode() + b"="
+    for part in cookie_header.split(b";"):
+        part = part.strip()
+        if part.startswith(marker):
+            return b"Bearer " + part[len(marker) :]
+    return None
+
+
 class Identities:
     """Whom a request counts against: its token when it is well formed, else its address.
 
@@ -234,17 +245,23 @@ class Identities:
         self._tokens: dict[bytes, str | None] = {}
 
     def of(self, scope: Scope) -> str:
+        credentials = None
         for name, value in scope["headers"]:
             if name == b"authorization":
-                if value in self._tokens:
-                    identity = self._tokens[value]
-                else:
-                    if len(self._tokens) >= self._size:
-                        self._tokens.clear()
-                    identity = self._tokens[value] = _token_identity(value)
-                if identity is not None:
-                    return identity
+                credentials = value
                 break
+            if name == b"cookie" and credentials is None:
+                # The panel's session: the same token, so the same bucket.
+                credentials = _session_credentials(value)
+        if credentials is not None:
+            if credentials in self._tokens:
+                identity = self._tokens[credentials]
+            else:
+                if len(self._tokens) >= self._size:
+                    self._tokens.clear()
+                identity = self._tokens[credentials] = _token_identity(credentials)
+            if identity is not None:
+                return identity
         client = scope.get("client")
         return "address:" + (client[0] if client else "unknown")
 

@@ -105,6 +105,13 @@ class TooManyStreams(DomainError):
     code = "too_many_streams"
 
 
+class CsrfFailed(DomainError):
+    """A cookie-authenticated change without the CSRF header that proves it came from the
+    panel's own page (or from another origin)."""
+
+    code = "csrf_failed"
+
+
 class LocationFull(DomainError):
     """No hypervisor host of the location has room for the plan (or all are draining)."""
 
