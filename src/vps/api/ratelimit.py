@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from limits import RateLimitItem
-from starlette.requests import Request
+from starlette.requests import Request, cookie_parser
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from vps.api.errors import error_response
@@ -222,13 +222,10 @@ def _token_identity(authorization: bytes) -> str | None:
 
 
 def _session_credentials(cookie_header: bytes) -> bytes | None:
-    """`Bearer <token>` for the panel's session cookie in a Cookie header, if any."""
-    marker = SESSION_COOKIE.encode() + b"="
-    for part in cookie_header.split(b";"):
-        part = part.strip()
-        if part.startswith(marker):
-            return b"Bearer " + part[len(marker) :]
-    return None
+    """`Bearer <token>` for the panel's session cookie in a Cookie header, if any, read by
+    the parser that authentication reads it with (`Request.cookies`)."""
+    token = cookie_parser(cookie_header.decode("latin-1")).get(SESSION_COOKIE)
+    return None if token is None else b"Bearer " + token.encode("latin-1")
 
 
 class Identities:

@@ -93,10 +93,15 @@ async def list_tokens(session: AsyncSession, name: str) -> list[ApiToken]:
     return await TokenRepository(session).for_account(account.id)
 
 
-async def account_summary(session: AsyncSession, account_id: int) -> AccountSummary:
+async def account_by_id(session: AsyncSession, account_id: int) -> Account:
     account = await AccountRepository(session).get(account_id)
     if account is None:
         raise NotFound("No such account.")
+    return account
+
+
+async def account_summary(session: AsyncSession, account_id: int) -> AccountSummary:
+    account = await account_by_id(session, account_id)
     ledger = await LedgerRepository(session).for_account(account_id, limit=20)
     return AccountSummary(account, ledger)
 

@@ -66,11 +66,8 @@ async def panel_asset(path: str) -> Response:
 async def _who(state: AppState, token: str) -> dict[str, object]:
     principal = await authenticate(state.database.reader, token, state.clock())
     async with state.database.read() as session:
-        summary = await accounts.account_summary(session, principal.account_id)
-    return {
-        "account": {"id": summary.account.id, "name": summary.account.name},
-        "read_only": principal.read_only,
-    }
+        account = await accounts.account_by_id(session, principal.account_id)
+    return {"account": {"id": account.id, "name": account.name}, "read_only": principal.read_only}
 
 
 @router.post("/panel/session")
@@ -78,9 +75,9 @@ async def sign_in(body: SignIn, request: Request, state: State) -> Response:
     """Keep a valid token in the session cookie. JSON only: a cross-site HTML form cannot
     send it, so no other site can sign a visitor in to an account of its choosing."""
     check_origin(request)
-    who = await _who(state, body.token.strip())
-    response = JSONResponse(who)
-    start_session(response, request, body.token.strip())
+    token = body.token.strip()
+    response = JSONResponse(await _who(state, token))
+    start_session(response, request, token)
     return response
 
 

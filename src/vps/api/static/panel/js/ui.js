@@ -154,6 +154,16 @@ export function mutating(control) {
   return control;
 }
 
+// A titled section of a page, named for screen readers by its heading.
+export function card({ id, title, tone = null, focusable = false }, ...children) {
+  return h(
+    "section",
+    { class: tone ? `card ${tone}` : "card", "aria-labelledby": id },
+    h("h2", { id, tabindex: focusable && "-1" }, title),
+    ...children,
+  );
+}
+
 export function pageHeading(text, ...extra) {
   document.title = `${text} · VPS panel`;
   return h("div", { class: "page-head" }, h("h1", { tabindex: "-1" }, text), ...extra);

@@ -1,7 +1,7 @@
 import * as api from "../api.js";
 import { h, replace } from "../dom.js";
 import { cents, credits, dateTime, plural, statusLabel } from "../format.js";
-import { pageHeading } from "../ui.js";
+import { card, pageHeading } from "../ui.js";
 
 const PAGE_SIZE = 20;
 
@@ -50,10 +50,8 @@ export async function accountPage(container, ctx) {
   replace(
     container,
     pageHeading("Account"),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "balance-title" },
-      h("h2", { id: "balance-title" }, "Balance"),
+    card(
+      { id: "balance-title", title: "Balance" },
       h("p", { class: "balance", id: "balance" }, credits(cents(account.balance))),
       h(
         "p",
@@ -61,10 +59,8 @@ export async function accountPage(container, ctx) {
         `Account ${account.name}. Credits are prepaid: each server's month is charged up front.`,
       ),
     ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "ledger-title" },
-      h("h2", { id: "ledger-title" }, "Ledger"),
+    card(
+      { id: "ledger-title", title: "Ledger" },
       rows.length
         ? h(
             "table",

@@ -4,6 +4,7 @@ import { dateTime, plural } from "../format.js";
 import {
   announce,
   busy,
+  card,
   clearFieldErrors,
   confirmDialog,
   errorText,
@@ -157,18 +158,8 @@ export async function keysPage(container, ctx) {
     container,
     pageHeading("SSH keys"),
     message,
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "keys-title" },
-      h("h2", { id: "keys-title", tabindex: "-1" }, "Your keys"),
-      list,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "add-key-title" },
-      h("h2", { id: "add-key-title" }, "Add a key"),
-      form,
-    ),
+    card({ id: "keys-title", title: "Your keys", focusable: true }, list),
+    card({ id: "add-key-title", title: "Add a key" }, form),
   );
   await load();
 }

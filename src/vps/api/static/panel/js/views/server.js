@@ -7,6 +7,7 @@ import {
   announce,
   badge,
   busy,
+  card,
   clearFieldErrors,
   confirmDialog,
   errorText,
@@ -342,10 +343,8 @@ export async function serverPage(container, ctx) {
     h("div", { class: "page-head" }, h("div", { class: "title-line" }, title, statusBadge)),
     errorInfo,
     message,
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "power-title" },
-      h("h2", { id: "power-title" }, "Power"),
+    card(
+      { id: "power-title", title: "Power" },
       h(
         "div",
         { class: "actions actions-start", role: "group", "aria-describedby": "power-hint" },
@@ -356,35 +355,13 @@ export async function serverPage(container, ctx) {
     h(
       "div",
       { class: "grid" },
-      h(
-        "section",
-        { class: "card", "aria-labelledby": "overview-title" },
-        h("h2", { id: "overview-title" }, "Overview"),
-        overview,
-      ),
-      h(
-        "section",
-        { class: "card", "aria-labelledby": "usage-title" },
-        h("h2", { id: "usage-title" }, "Resource usage"),
-        usage,
-      ),
+      card({ id: "overview-title", title: "Overview" }, overview),
+      card({ id: "usage-title", title: "Resource usage" }, usage),
     ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "history-title" },
-      h("h2", { id: "history-title" }, "Action history"),
-      history,
-    ),
-    h(
-      "section",
-      { class: "card", "aria-labelledby": "settings-title" },
-      h("h2", { id: "settings-title" }, "Settings"),
-      editForm,
-    ),
-    h(
-      "section",
-      { class: "card danger-zone", "aria-labelledby": "delete-title" },
-      h("h2", { id: "delete-title" }, "Delete"),
+    card({ id: "history-title", title: "Action history" }, history),
+    card({ id: "settings-title", title: "Settings" }, editForm),
+    card(
+      { id: "delete-title", title: "Delete", tone: "danger-zone" },
       h("p", {}, "Deleting destroys the server and its disk. This cannot be undone."),
       deleteButton,
     ),
